@@ -1,0 +1,60 @@
+"""d2lcnn: the helper package of the d2lcnn course on convolutional neural networks.
+
+``import d2lcnn as d2l`` runs code written for the d2l book's PyTorch helpers (the names the CNN
+chapters use), on current Python, numpy and PyTorch.
+"""
+
+
+from .data import (
+    FASHION_MNIST_LABELS,
+    DataError,
+    DataNotFoundError,
+    ImageBatches,
+    get_fashion_mnist_labels,
+    load_arrays,
+    load_data_fashion_mnist,
+    load_data_mnist,
+)
+from .device import cpu, gpu, num_gpus, resolve_device, try_all_gpus, try_gpu
+from .metrics import Accumulator, Timer, accuracy
+from .models import MODELS
+from .ops import (
+    batch_norm,
+    conv_output_size,
+    corr2d,
+    corr2d_multi_in,
+    corr2d_multi_in_out,
+    corr2d_multi_in_out_1x1,
+    pool2d,
+)
+from .plot import Animator, plt, set_figsize, show_images, use_svg_display
+from .quick import is_quick, pick_setting
+from .summary import LayerError, Summary, layer_summary, print_shapes
+from .train import (
+    EpochStats,
+    History,
+    evaluate_accuracy_gpu,
+    load_checkpoint,
+    save_checkpoint,
+    train,
+    train_ch6,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # d2l drop-in names
+    "Accumulator", "Animator", "Timer", "accuracy", "corr2d", "cpu", "evaluate_accuracy_gpu",
+    "get_fashion_mnist_labels", "gpu", "load_data_fashion_mnist", "num_gpus", "plt",
+    "set_figsize", "show_images", "train_ch6", "try_all_gpus", "try_gpu", "use_svg_display",
+    # data
+    "FASHION_MNIST_LABELS", "DataError", "DataNotFoundError", "ImageBatches", "load_arrays",
+    "load_data_mnist", "is_quick", "pick_setting",
+    # from-scratch operations
+    "batch_norm", "conv_output_size", "corr2d_multi_in", "corr2d_multi_in_out",
+    "corr2d_multi_in_out_1x1", "pool2d",
+    # training
+    "EpochStats", "History", "load_checkpoint", "resolve_device", "save_checkpoint", "train",
+    # shapes and models
+    "LayerError", "MODELS", "Summary", "layer_summary", "print_shapes",
+]  # fmt: skip

@@ -1,0 +1,137 @@
+"""Devices: d2l's ``try_gpu`` family, explicit device requests, and the precision choice."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import torch
+
+__all__ = [
+    "cpu",
+    "gpu",
+    "num_gpus",
+    "try_gpu",
+    "try_all_gpus",
+    "resolve_device",
+    "cpu_has_bf16",
+    "autocast_dtype",
+    "describe_device",
+]
+
+
+def cpu() -> torch.device:
+    """The CPU device (d2l name)."""
+    return torch.device("cpu")
+
+
+def gpu(i: int = 0) -> torch.device:
+    """The ``i``-th CUDA device, whether or not it exists (d2l name)."""
+    return torch.device(f"cuda:{i}")
+
+
+def num_gpus() -> int:
+    """Number of CUDA devices visible to PyTorch."""
+    return torch.cuda.device_count()
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def try_gpu(i: int = 0) -> torch.device:
+    """Return ``cuda:i`` if it exists, else Apple's ``mps`` (for ``i == 0``), else the CPU.
+
+    Like d2l's ``try_gpu`` this never fails: a missing GPU falls back to the CPU.
+    Use :func:`resolve_device` when a missing device should be an error.
+    """
+    if num_gpus() >= i + 1:
+        return gpu(i)
+    if i == 0 and _mps_available():
+        return torch.device("mps")
+    return cpu()
+
+
+def try_all_gpus() -> list[torch.device]:
+    """All CUDA devices, or ``[cpu()]`` when there is none (d2l name)."""
+    return [gpu(i) for i in range(num_gpus())] or [cpu()]
+
+
+def resolve_device(spec: str | torch.device | None = None) -> torch.device:
+    """Turn ``None``/``'auto'``/``'cpu'``/``'cuda:1'``/``'mps'`` into a device that exists.
+
+    ``None`` and ``'auto'`` pick :func:`try_gpu`. Asking for a device this machine does not
+    have raises a ``ValueError`` that says what is available.
+    """
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() == "auto"):
+        return try_gpu()
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"{spec!r} is not a device name: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
+        ) from err
+    if device.type == "cuda":
+        n = num_gpus()
+        index = 0 if device.index is None else device.index
+        if index >= n:
+            have = ", ".join(f"cuda:{k}" for k in range(n)) or "none"
+            raise ValueError(
+                f"Device {device} was asked for, but this machine has {n} CUDA device(s) ({have}). "
+                "Use device='cpu' or 'auto' (d2l.try_gpu() picks the best one available)."
+            )
+        return torch.device("cuda", index)
+    if device.type == "mps" and not _mps_available():
+        raise ValueError(
+            "Device 'mps' was asked for, but Apple's Metal backend is not available here. "
+            "Use device='cpu' or 'auto'."
+        )
+    return device
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bfloat16 instructions (AVX512-BF16 or AMX-BF16 on x86)."""
+    if sys.platform.startswith("linux"):
+        try:
+            text = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return False
+        flags: set[str] = set()
+        for line in text.splitlines():
+            if line.startswith("flags"):
+                flags.update(line.split(":", 1)[1].split())
+                break
+        return bool({"avx512_bf16", "amx_bf16"} & flags)
+    return False
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (``None`` means plain float32).
+
+    ``'auto'``: bfloat16 on CUDA GPUs that support it and on CPUs with bf16 instructions,
+    float32 elsewhere. ``'bf16'`` forces bfloat16, ``'fp32'`` forces float32.
+    """
+    precision = precision.lower()
+    if precision in {"fp32", "float32", "32", "off"}:
+        return None
+    if precision in {"bf16", "bfloat16"}:
+        return torch.bfloat16
+    if precision != "auto":
+        raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', not {precision!r}.")
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    if device.type == "cpu" and cpu_has_bf16():
+        return torch.bfloat16
+    return None
+
+
+def describe_device(device: torch.device) -> str:
+    """A human-readable device name: ``'cuda:0 (NVIDIA H100 80GB HBM3)'``, ``'cpu (2 threads)'``."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return str(device)

@@ -1,0 +1,142 @@
+"""Figures: d2l's ``Animator`` and ``show_images``, working in Jupyter and in a terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import torch
+
+__all__ = ["plt", "in_notebook", "set_figsize", "use_svg_display", "show_images", "Animator"]
+
+
+def in_notebook() -> bool:
+    """Whether the code runs in a Jupyter kernel (where figures are shown inline)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def use_svg_display() -> None:
+    """Kept for d2l compatibility; figures are PNG so notebooks stay small."""
+
+
+def set_figsize(figsize: tuple[float, float] = (3.5, 2.5)) -> None:
+    """Set matplotlib's default figure size (d2l name)."""
+    plt.rcParams["figure.figsize"] = figsize
+
+
+def _as_image(img: object) -> object:
+    if torch.is_tensor(img):
+        img = img.detach().cpu()
+        if img.ndim == 3 and img.shape[0] in (1, 3):  # (C, H, W) -> (H, W) or (H, W, C)
+            img = img[0] if img.shape[0] == 1 else img.permute(1, 2, 0)
+        return img.float().numpy()
+    return img
+
+
+def show_images(
+    imgs: Sequence[object],
+    num_rows: int,
+    num_cols: int,
+    titles: Sequence[str] | None = None,
+    scale: float = 1.5,
+):
+    """Plot a grid of images (d2l name). ``imgs``: tensors (H, W), (1, H, W), (3, H, W) or arrays.
+
+    Returns the flattened array of axes.
+    """
+    figsize = (num_cols * scale, num_rows * scale)
+    _, axes = plt.subplots(num_rows, num_cols, figsize=figsize, squeeze=False)
+    axes = axes.flatten()
+    for i, (ax, img) in enumerate(zip(axes, imgs, strict=False)):
+        ax.imshow(_as_image(img), cmap="gray")
+        ax.axes.get_xaxis().set_visible(False)
+        ax.axes.get_yaxis().set_visible(False)
+        if titles is not None and i < len(titles):
+            ax.set_title(titles[i])
+    return axes
+
+
+class Animator:
+    """Plot data that arrives point by point (d2l name): ``add(x, y)`` redraws the figure.
+
+    In Jupyter the figure is shown once and updated in place, and the final figure stays in the
+    notebook. Outside Jupyter nothing is drawn while training; call :meth:`show` or use
+    ``animator.fig.savefig(path)`` at the end.
+    """
+
+    def __init__(
+        self,
+        xlabel: str | None = None,
+        ylabel: str | None = None,
+        legend: Sequence[str] | None = None,
+        xlim: tuple[float, float] | None = None,
+        ylim: tuple[float, float] | None = None,
+        xscale: str = "linear",
+        yscale: str = "linear",
+        fmts: Sequence[str] = ("-", "m--", "g-.", "r:"),
+        nrows: int = 1,
+        ncols: int = 1,
+        figsize: tuple[float, float] = (3.5, 2.5),
+    ) -> None:
+        self.legend = list(legend or [])
+        self.fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
+        self.axes = axes.flatten()
+        self.config = dict(xlabel=xlabel, ylabel=ylabel, xlim=xlim, ylim=ylim,
+                           xscale=xscale, yscale=yscale)  # fmt: skip
+        self.X: list[list[float]] | None = None
+        self.Y: list[list[float]] | None = None
+        self.fmts = fmts
+        self._live = in_notebook()
+        self._handle = None
+        plt.close(self.fig)  # we display it ourselves; keeps pyplot from showing it twice
+
+    def _draw(self) -> None:
+        ax = self.axes[0]
+        ax.cla()
+        for x, y, fmt in zip(self.X, self.Y, self.fmts, strict=False):
+            ax.plot(x, y, fmt)
+        c = self.config
+        ax.set_xlabel(c["xlabel"]), ax.set_ylabel(c["ylabel"])
+        ax.set_xscale(c["xscale"]), ax.set_yscale(c["yscale"])
+        if c["xlim"]:
+            ax.set_xlim(c["xlim"])
+        if c["ylim"]:
+            ax.set_ylim(c["ylim"])
+        if self.legend:
+            ax.legend(self.legend)
+        ax.grid(True)
+        self.fig.tight_layout()
+
+    def add(self, x: float | Sequence[float], y: float | Sequence[float | None]) -> None:
+        """Append one point per curve; ``None`` in ``y`` skips that curve for this ``x``."""
+        if not hasattr(y, "__len__"):
+            y = [y]
+        n = len(y)
+        if not hasattr(x, "__len__"):
+            x = [x] * n
+        if self.X is None:
+            self.X = [[] for _ in range(n)]
+            self.Y = [[] for _ in range(n)]
+        for i, (a, b) in enumerate(zip(x, y, strict=True)):
+            if a is not None and b is not None:
+                self.X[i].append(a)
+                self.Y[i].append(b)
+        if self._live:
+            self._draw()
+            from IPython.display import display
+
+            if self._handle is None:
+                self._handle = display(self.fig, display_id=True)
+            else:
+                self._handle.update(self.fig)
+
+    def show(self):
+        """Draw the curves and return the figure (save it with ``.savefig(path)``)."""
+        if self.X is not None:
+            self._draw()
+        return self.fig

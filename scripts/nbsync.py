@@ -1,0 +1,92 @@
+"""One source of truth for what every notebook starts with: the Colab badge and the setup cell.
+
+    python scripts/nbsync.py          # rewrite them in every notebook
+    python scripts/nbsync.py --check  # exit 1 if any notebook differs (used by the tests)
+
+The repository URL is read from pyproject.toml ([project.urls] Repository): moving the
+repository means changing that one line and running this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+BADGE_RE = re.compile(r"^\[!\[Open In Colab\]\(.*?\)\]\(.*?\)\n*", re.M)
+SETUP_MARK = "# Setup (the same in every notebook)"
+
+
+def repo_url() -> str:
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return meta["project"]["urls"]["Repository"].rstrip("/")
+
+
+def github_path() -> str:
+    """``owner/name`` of the repository."""
+    return repo_url().split("github.com/", 1)[1]
+
+
+def colab_url(notebook: str) -> str:
+    return f"https://colab.research.google.com/github/{github_path()}/blob/main/notebooks/{notebook}"
+
+
+def colab_badge(notebook: str) -> str:
+    img = "https://colab.research.google.com/assets/colab-badge.svg"
+    return f"[![Open In Colab]({img})]({colab_url(notebook)})"
+
+
+def setup_cell_source() -> str:
+    return (
+        f"{SETUP_MARK}: on Google Colab, install d2lcnn from the course repository.\n"
+        "# Colab's own torch is kept; elsewhere this cell does nothing.\n"
+        "import sys\n"
+        "\n"
+        'if "google.colab" in sys.modules:\n'
+        f'    %pip install -q "d2lcnn @ git+{repo_url()}"'
+    )
+
+
+def sync(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
+    """Put the badge at the top of the first Markdown cell and the setup cell first among code cells."""
+    first_md = next(c for c in nb.cells if c.cell_type == "markdown")
+    body = BADGE_RE.sub("", first_md.source)
+    first_md.source = colab_badge(name) + "\n\n" + body.lstrip("\n")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    if code and code[0].source.startswith(SETUP_MARK):
+        code[0].source = setup_cell_source()
+    else:
+        cell = nbformat.v4.new_code_cell(setup_cell_source())
+        cell.execution_count = None
+        nb.cells.insert(nb.cells.index(first_md) + 1, cell)
+    return nb
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args()
+    stale = []
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        before = nbformat.writes(nb)
+        after = nbformat.writes(sync(nb, path.name))
+        if before != after:
+            stale.append(path.name)
+            if not args.check:
+                path.write_text(after)
+    if args.check and stale:
+        print("out of date (run python scripts/nbsync.py):", ", ".join(stale))
+        return 1
+    print(("checked" if args.check else "synced"), len(list(NOTEBOOKS.glob("*.ipynb"))), "notebooks")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
