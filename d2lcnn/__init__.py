@@ -4,7 +4,6 @@
 chapters use), on current Python, numpy and PyTorch.
 """
 
-
 from .data import (
     FASHION_MNIST_LABELS,
     DataError,

@@ -103,7 +103,9 @@ def cache_dir(dataset: str = "fashion-mnist") -> Path:
     return Path(base) / "d2lcnn" / _check_name(dataset)
 
 
-def data_sources(dataset: str = "fashion-mnist", root: str | os.PathLike | None = None) -> list[Path]:
+def data_sources(
+    dataset: str = "fashion-mnist", root: str | os.PathLike | None = None
+) -> list[Path]:
     """The folders searched for ``dataset``'s files, in order (existing or not)."""
     dataset = _check_name(dataset)
     folders: list[Path] = []
@@ -143,17 +145,19 @@ def read_idx(path: str | os.PathLike, magic: int, count: int | None = None) -> n
         with opener(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError) as err:
-        raise DataError(f"{path} could not be read ({err}): it is truncated or corrupt. {fix}") from err
+        raise DataError(
+            f"{path} could not be read ({err}): it is truncated or corrupt. {fix}"
+        ) from err
     what = "image" if magic == _IMAGE_MAGIC else "label"
     ndim = 3 if magic == _IMAGE_MAGIC else 1
     header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path} is truncated: {len(raw)} bytes, shorter than an IDX header. {fix}")
-    found_magic = int.from_bytes(raw[:4], "big")
+    found_magic = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
     if found_magic != magic:
         raise DataError(
             f"{path} is not an IDX {what} file: magic number {found_magic}, expected {magic}. {fix}"
         )
+    if len(raw) < header:
+        raise DataError(f"{path} is truncated: {len(raw)} bytes, shorter than an IDX header. {fix}")
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     if ndim == 3 and dims[1:] != [28, 28]:
         raise DataError(f"{path} holds {dims[1]}x{dims[2]} images, expected 28x28. {fix}")
@@ -187,9 +191,10 @@ def _download(dataset: str, folder: Path) -> None:
             url = mirror + filename
             fd, tmp = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=folder)
             try:
-                with os.fdopen(fd, "wb") as out, urllib.request.urlopen(
-                    url, timeout=_DOWNLOAD_TIMEOUT_S
-                ) as response:
+                with (
+                    os.fdopen(fd, "wb") as out,
+                    urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response,
+                ):
                     shutil.copyfileobj(response, out)
                 if not check_integrity(tmp, md5):
                     raise DataError(f"checksum mismatch for {url}")
@@ -213,7 +218,9 @@ def _not_found_message(dataset: str, errors: Sequence[str]) -> str:
     lines.append("Get the data in one of these ways:")
     if dataset == "fashion-mnist":
         lines.append("  - Debian/Ubuntu, offline: sudo apt install dataset-fashion-mnist")
-    lines.append(f"  - connect to the internet and run again (files are saved in {cache_dir(dataset)})")
+    lines.append(
+        f"  - connect to the internet and run again (files are saved in {cache_dir(dataset)})"
+    )
     lines.append(
         "  - copy the four files (" + ", ".join(s + ".gz" for s in stems) + ") into a folder "
         "and set D2LCNN_DATA=/that/folder, or pass root='/that/folder'"
@@ -234,9 +241,7 @@ def load_arrays(
     if key in _CACHE:
         return _CACHE[key]
     stems = [s for split in _SPLITS.values() for s in split[:2]]
-    folder = next(
-        (f for f in data_sources(dataset, root) if all(_find(f, s) for s in stems)), None
-    )
+    folder = next((f for f in data_sources(dataset, root) if all(_find(f, s) for s in stems)), None)
     if folder is None:
         if not download:
             raise DataNotFoundError(_not_found_message(dataset, []))
@@ -331,7 +336,9 @@ class ImageBatches:
         if self.shuffle:
             order = torch.randperm(n, generator=self._generator).to(self.device)
         for start in range(0, n, bs):
-            yield self._make(slice(start, start + bs) if order is None else order[start : start + bs])
+            yield self._make(
+                slice(start, start + bs) if order is None else order[start : start + bs]
+            )
 
     def to(self, device: torch.device | str) -> ImageBatches:
         """The same batches with the data resident on ``device`` (copied once, then reused)."""

@@ -252,7 +252,9 @@ class Residual(nn.Module):
         self, input_channels: int, num_channels: int, use_1x1conv: bool = False, strides: int = 1
     ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(input_channels, num_channels, kernel_size=3, padding=1, stride=strides)
+        self.conv1 = nn.Conv2d(
+            input_channels, num_channels, kernel_size=3, padding=1, stride=strides
+        )
         self.conv2 = nn.Conv2d(num_channels, num_channels, kernel_size=3, padding=1)
         self.conv3 = (
             nn.Conv2d(input_channels, num_channels, kernel_size=1, stride=strides)

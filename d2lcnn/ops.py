@@ -90,7 +90,9 @@ def batch_norm(
         X_hat = (X - moving_mean) / torch.sqrt(moving_var + eps)
     else:
         if X.ndim not in (2, 4):
-            raise ValueError(f"batch_norm expects (N, C) or (N, C, H, W) input, got shape {tuple(X.shape)}.")
+            raise ValueError(
+                f"batch_norm expects (N, C) or (N, C, H, W) input, got shape {tuple(X.shape)}."
+            )
         dims = (0,) if X.ndim == 2 else (0, 2, 3)
         mean = X.mean(dim=dims, keepdim=True)
         var = ((X - mean) ** 2).mean(dim=dims, keepdim=True)

@@ -81,7 +81,9 @@ def _run_with_hooks(
             raise
         m, shape, _ = failing[-1]
         path = names.get(id(m), "") or type(m).__name__
-        top = next((i for i, (n, _) in enumerate(modules) if path == n or path.startswith(n + ".")), None)
+        top = next(
+            (i for i, (n, _) in enumerate(modules) if path == n or path.startswith(n + ".")), None
+        )
         where = f"layer {top} " if top is not None else ""
         raise LayerError(
             f"{where}'{path}' ({m}) failed on input of shape {shape}: "
@@ -125,13 +127,15 @@ class Summary:
     rows: list[tuple[str, str, tuple[int, ...], int]] = field(default_factory=list)
     total_params: int = 0
     trainable_params: int = 0
-    mult_adds: int = 0  #: multiply-adds for one sample
+    mult_adds: int = 0  #: multiply-adds for one sample (torchinfo's count: bias additions included)
     input_shape: tuple[int, ...] = ()
 
     def table(self) -> str:
         """The table as text."""
         head = ("Layer", "Type", "Output shape", "Params")
-        body = [(p, t, " x ".join(map(str, s[1:])) if s else "-", f"{n:,}") for p, t, s, n in self.rows]
+        body = [
+            (p, t, " x ".join(map(str, s[1:])) if s else "-", f"{n:,}") for p, t, s, n in self.rows
+        ]
         widths = [max(len(r[i]) for r in [head, *body]) for i in range(4)]
         fmt = "  ".join(f"{{:<{w}}}" if i < 3 else f"{{:>{w}}}" for i, w in enumerate(widths))
         rule = "-" * len(fmt.format(*head))

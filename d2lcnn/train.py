@@ -179,11 +179,18 @@ def evaluate_accuracy_gpu(
 
 
 def _optimizer(
-    name: str, params: Iterable, lr: float, momentum: float, weight_decay: float, device: torch.device
+    name: str,
+    params: Iterable,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    device: torch.device,
 ) -> torch.optim.Optimizer:
     name = name.lower()
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, foreach=True)
+        return torch.optim.SGD(
+            params, lr=lr, momentum=momentum, weight_decay=weight_decay, foreach=True
+        )
     fused = device.type == "cuda"
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
@@ -283,7 +290,9 @@ def train(
             animator.add(e.epoch, (e.train_loss, e.train_acc, e.test_acc))
     if verbose:
         n_train, n_test = _num_examples(train_iter), _num_examples(test_iter)
-        data = f"{n_train:,} train / {n_test:,} test images" if n_train and n_test else "custom data"
+        data = (
+            f"{n_train:,} train / {n_test:,} test images" if n_train and n_test else "custom data"
+        )
         mode = "quick mode" if is_quick() else "full mode"
         prec = "bf16 autocast" if dtype is not None else "fp32"
         print(f"training on {describe_device(device)}, {prec}, {mode}: {data}, {num_epochs} epochs")
@@ -320,7 +329,9 @@ def train(
                     loss = loss.detach().float()
                     loss_sum += loss * y.shape[0]
                     correct += correct_count(y_hat.detach(), y)
-                    bad_batch = torch.where((bad_batch < 0) & ~torch.isfinite(loss), batch, bad_batch)
+                    bad_batch = torch.where(
+                        (bad_batch < 0) & ~torch.isfinite(loss), batch, bad_batch
+                    )
                 seen += y.shape[0]
                 last = batch == num_batches - 1
                 if (batch + 1) % check_every == 0 or last:
@@ -329,9 +340,13 @@ def train(
                 if (batch + 1) % update_every == 0 or last:
                     train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
                     if animator is not None:
-                        animator.add(epoch + (batch + 1) / num_batches, (train_loss, train_acc, None))
+                        animator.add(
+                            epoch + (batch + 1) / num_batches, (train_loss, train_acc, None)
+                        )
                     if bar is not None:
-                        bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}", refresh=False)
+                        bar.set_postfix(
+                            loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}", refresh=False
+                        )
                 if bar is not None:
                     bar.update(1)
             seconds = time.perf_counter() - tic
@@ -359,7 +374,9 @@ def train(
     if verbose and history.epochs:
         f = history.epochs[-1]
         done = history.epochs[start_epoch:]
-        speed = sum(e.seconds * e.examples_per_sec for e in done) / max(sum(e.seconds for e in done), 1e-9)
+        speed = sum(e.seconds * e.examples_per_sec for e in done) / max(
+            sum(e.seconds for e in done), 1e-9
+        )
         print(f"loss {f.train_loss:.3f}, train acc {f.train_acc:.3f}, test acc {f.test_acc:.3f}")
         print(f"{speed:.1f} examples/sec on {device}")
         print(f"{len(done)} epochs in {train_seconds / 60:.1f} min of training "

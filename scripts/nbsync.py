@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 import nbformat
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -34,7 +34,9 @@ def github_path() -> str:
 
 
 def colab_url(notebook: str) -> str:
-    return f"https://colab.research.google.com/github/{github_path()}/blob/main/notebooks/{notebook}"
+    return (
+        f"https://colab.research.google.com/github/{github_path()}/blob/main/notebooks/{notebook}"
+    )
 
 
 def colab_badge(notebook: str) -> str:
@@ -84,7 +86,9 @@ def main() -> int:
     if args.check and stale:
         print("out of date (run python scripts/nbsync.py):", ", ".join(stale))
         return 1
-    print(("checked" if args.check else "synced"), len(list(NOTEBOOKS.glob("*.ipynb"))), "notebooks")
+    print(
+        ("checked" if args.check else "synced"), len(list(NOTEBOOKS.glob("*.ipynb"))), "notebooks"
+    )
     return 0
 
 

@@ -1,0 +1,113 @@
+"""The d2l drop-in API: names, signatures, devices, metrics, figures."""
+
+from __future__ import annotations
+
+import inspect
+import time
+
+import matplotlib
+import pytest
+import torch
+
+import d2lcnn as d2l
+
+matplotlib.use("Agg")
+
+# The d2l book's (PyTorch edition) signatures of the helpers the CNN chapters use.
+BOOK_SIGNATURES = {
+    "load_data_fashion_mnist": ["batch_size", "resize=None"],
+    "get_fashion_mnist_labels": ["labels"],
+    "show_images": ["imgs", "num_rows", "num_cols", "titles=None", "scale=1.5"],
+    "try_gpu": ["i=0"],
+    "try_all_gpus": [],
+    "num_gpus": [],
+    "cpu": [],
+    "corr2d": ["X", "K"],
+    "accuracy": ["y_hat", "y"],
+    "evaluate_accuracy_gpu": ["net", "data_iter", "device=None"],
+    "train_ch6": ["net", "train_iter", "test_iter", "num_epochs", "lr", "device"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOOK_SIGNATURES))
+def test_book_signatures(name):
+    params = list(inspect.signature(getattr(d2l, name)).parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    got = [p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in positional]
+    want = BOOK_SIGNATURES[name]
+    if name == "train_ch6":  # d2l's default is d2l.try_gpu(); ours is None, meaning the same
+        got = [g.split("=")[0] for g in got]
+    assert got == want
+
+
+def test_public_api_is_listed_and_importable():
+    for name in d2l.__all__:
+        assert hasattr(d2l, name), name
+    for name in ("Accumulator", "Timer", "Animator"):
+        assert name in d2l.__all__
+
+
+def test_devices_here():
+    assert d2l.cpu() == torch.device("cpu")
+    assert d2l.num_gpus() == torch.cuda.device_count()
+    if d2l.num_gpus() == 0:
+        assert d2l.try_gpu() in (torch.device("cpu"), torch.device("mps"))
+        assert d2l.try_gpu(5) == torch.device("cpu")  # d2l's behaviour: fall back, never fail
+        assert d2l.try_all_gpus() == [torch.device("cpu")]
+
+
+def test_asking_for_a_missing_device_is_a_clear_error():
+    n = d2l.num_gpus()
+    with pytest.raises(ValueError, match=rf"cuda:{n + 1} was asked for, but this machine has {n}"):
+        d2l.resolve_device(f"cuda:{n + 1}")
+    with pytest.raises(ValueError, match="is not a device name"):
+        d2l.resolve_device("gpu-please")
+    assert d2l.resolve_device("cpu") == torch.device("cpu")
+
+
+def test_precision_choice():
+    from d2lcnn.device import autocast_dtype, cpu_has_bf16
+
+    cpu = torch.device("cpu")
+    assert autocast_dtype(cpu, "fp32") is None
+    assert autocast_dtype(cpu, "bf16") is torch.bfloat16
+    assert autocast_dtype(cpu, "auto") is (torch.bfloat16 if cpu_has_bf16() else None)
+    with pytest.raises(ValueError, match="precision must be"):
+        autocast_dtype(cpu, "fp8")
+
+
+def test_accuracy_accumulator_timer():
+    y_hat = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
+    assert d2l.accuracy(y_hat, torch.tensor([1, 0, 0])) == 2.0
+    acc = d2l.Accumulator(2)
+    acc.add(1, 2.5)
+    acc.add(2, 0.5)
+    assert (acc[0], acc[1]) == (3.0, 3.0)
+    t = d2l.Timer()
+    time.sleep(0.01)
+    t.stop()
+    assert t.sum() >= 0.01 and t.avg() == t.sum() and len(t.cumsum()) == 1
+
+
+def test_show_images_and_animator():
+    imgs = [torch.rand(1, 28, 28), torch.rand(28, 28), torch.rand(3, 8, 8)]
+    axes = d2l.show_images(imgs, 1, 3, titles=["a", "b", "c"])
+    assert len(axes) == 3 and axes[0].get_title() == "a"
+    anim = d2l.Animator(xlabel="epoch", legend=["loss", "acc"])
+    anim.add(1, (0.5, 0.8))
+    anim.add(2, (0.4, None))
+    assert anim.X == [[1, 2], [1]] and anim.Y == [[0.5, 0.4], [0.8]]
+    fig = anim.show()
+    assert fig.axes[0].get_xlabel() == "epoch"
+
+
+def test_pick_setting(monkeypatch, capsys):
+    monkeypatch.delenv("D2LCNN_SETTING", raising=False)
+    expected = "laptop" if d2l.try_gpu().type == "cpu" else "full"
+    assert d2l.pick_setting() == expected
+    assert capsys.readouterr().out.startswith(f"setting: {expected} (")
+    assert d2l.pick_setting("full") == "full"
+    monkeypatch.setenv("D2LCNN_SETTING", "laptop")
+    assert d2l.pick_setting() == "laptop"
+    with pytest.raises(ValueError, match="setting must be"):
+        d2l.pick_setting("huge")

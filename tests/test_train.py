@@ -1,0 +1,185 @@
+"""The trainer: real learning, d2l's printed lines, NaN stop, Ctrl-C, checkpoints, switches."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from helpers import small_cnn
+from torch import nn
+
+import d2lcnn as d2l
+
+
+@pytest.fixture(autouse=True)
+def full_mode(monkeypatch):
+    monkeypatch.delenv("D2LCNN_QUICK", raising=False)
+
+
+def test_training_learns_well_above_chance(small_iters):
+    train_iter, test_iter = small_iters
+    torch.manual_seed(0)
+    history = d2l.train(
+        small_cnn(), train_iter, test_iter, 3, 0.05, "cpu", momentum=0.9, plot=False
+    )
+    assert len(history) == 3
+    assert history.final.test_acc > 0.65  # chance is 0.10
+    assert history.column("train_loss")[-1] < history.column("train_loss")[0]
+    assert all(e.examples_per_sec > 0 and e.seconds > 0 for e in history)
+
+
+D2L_SNIPPET = """
+import torch
+from torch import nn
+import d2lcnn as d2l
+
+net = nn.Sequential(
+    nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(),
+    nn.AvgPool2d(kernel_size=2, stride=2),
+    nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(),
+    nn.AvgPool2d(kernel_size=2, stride=2),
+    nn.Flatten(),
+    nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
+    nn.Linear(120, 84), nn.Sigmoid(),
+    nn.Linear(84, 10))
+X = torch.rand(size=(1, 1, 28, 28), dtype=torch.float32)
+for layer in net:
+    X = layer(X)
+    print(layer.__class__.__name__, 'output shape: \\t', X.shape)
+lr, num_epochs = 0.9, 1
+d2l.train_ch6(net, train_iter, test_iter, num_epochs, lr, d2l.try_gpu())
+"""
+
+
+def test_book_code_runs_unchanged_with_fewer_than_five_batches(fashion_small, capsys):
+    Xtr, ytr, Xte, yte = fashion_small
+    # 3 batches: d2l's own train_ch6 divides by len(train_iter) // 5 and crashes here.
+    scope = {
+        "train_iter": d2l.ImageBatches(Xtr[:600], ytr[:600], 256, shuffle=True, seed=0),
+        "test_iter": d2l.ImageBatches(Xte[:300], yte[:300], 256),
+    }
+    exec(D2L_SNIPPET, scope)
+    out = capsys.readouterr().out
+    assert "Linear output shape: \t torch.Size([1, 10])" in out
+    assert re.search(r"^training on cpu", out, re.M)
+    assert re.search(r"^loss \d+\.\d{3}, train acc \d\.\d{3}, test acc \d\.\d{3}$", out, re.M)
+    assert re.search(r"^\d+\.\d examples/sec on cpu$", out, re.M)
+
+
+def test_train_ch6_accepts_a_torch_dataloader(fashion_small):
+    Xtr, ytr, Xte, yte = fashion_small
+    ds = torch.utils.data.TensorDataset(Xtr[:512].unsqueeze(1).float() / 255, ytr[:512])
+    loader = torch.utils.data.DataLoader(ds, batch_size=128, shuffle=True)
+    history = d2l.train_ch6(small_cnn(), loader, loader, 1, 0.1, "cpu")
+    assert len(history) == 1 and 0.0 <= history.final.test_acc <= 1.0
+
+
+class BreakAt(nn.Module):
+    """Identity until call number ``at``, then injects NaN or raises KeyboardInterrupt."""
+
+    def __init__(self, at: int, what: str) -> None:
+        super().__init__()
+        self.calls, self.at, self.what = 0, at, what
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            if self.calls == self.at:
+                if self.what == "nan":
+                    return x * float("nan")
+                raise KeyboardInterrupt
+        return x
+
+
+def test_nan_loss_stops_with_epoch_batch_and_advice(small_iters):
+    train_iter, test_iter = small_iters  # 24 batches per epoch
+    net = nn.Sequential(small_cnn(), BreakAt(24 + 3, "nan"))
+    with pytest.raises(FloatingPointError, match=r"NaN in epoch 2, batch 3 of 24") as err:
+        d2l.train(net, train_iter, test_iter, 3, 0.05, "cpu", plot=False)
+    assert "try lr=0.005" in str(err.value)
+    assert len(err.value.history) == 1  # the finished epoch is kept
+
+
+def test_ctrl_c_keeps_weights_history_and_checkpoint(small_iters, tmp_path):
+    train_iter, test_iter = small_iters
+    net = nn.Sequential(small_cnn(), BreakAt(24 + 5, "interrupt"))
+    ckpt = tmp_path / "run.pt"
+    history = d2l.train(net, train_iter, test_iter, 3, 0.05, "cpu", checkpoint=ckpt, plot=False)
+    assert history.interrupted and len(history) == 1
+    # the weights are the trained ones, not reset: the model predicts well above chance
+    assert d2l.evaluate_accuracy_gpu(net, test_iter) > 0.3
+    state = torch.load(ckpt, weights_only=True)
+    assert state["epoch"] == 1 and len(state["history"]) == 1
+
+
+def test_checkpoint_round_trip_and_resume(small_iters, tmp_path):
+    train_iter, test_iter = small_iters
+    ckpt = tmp_path / "ck.pt"
+    torch.manual_seed(0)
+    net = small_cnn()
+    first = d2l.train(net, train_iter, test_iter, 1, 0.05, "cpu", checkpoint=ckpt, plot=False)
+    fresh = small_cnn()
+    state = d2l.load_checkpoint(ckpt, fresh)
+    assert state["epoch"] == 1
+    X, _ = next(iter(test_iter))
+    net.eval(), fresh.eval()
+    assert torch.equal(net(X), fresh(X))
+    resumed = d2l.train(fresh, train_iter, test_iter, 2, 0.05, "cpu", checkpoint=ckpt,
+                        resume=True, init=None, plot=False)  # fmt: skip
+    assert len(resumed) == 2 and resumed[0] == first[0]
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 2
+
+
+def test_interrupted_save_leaves_no_partial_file(tmp_path, monkeypatch):
+    target = tmp_path / "w.pt"
+    d2l.save_checkpoint(target, small_cnn())
+    before = target.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(KeyboardInterrupt):
+        d2l.save_checkpoint(target, small_cnn())
+    assert target.read_bytes() == before  # the old checkpoint survives intact
+    assert [p.name for p in tmp_path.iterdir()] == ["w.pt"]
+
+
+def test_quick_mode_caps_epochs(small_iters, monkeypatch, capsys):
+    monkeypatch.setenv("D2LCNN_QUICK", "1")
+    train_iter, test_iter = small_iters
+    history = d2l.train(small_cnn(), train_iter, test_iter, 5, 0.05, "cpu", plot=False)
+    assert len(history) == 1
+    assert "training 1 epoch(s) instead of 5" in capsys.readouterr().err
+
+
+def test_speed_switches_keep_accuracy(small_iters):
+    """channels_last and bf16 autocast on vs off: same data, same init, similar accuracy."""
+    train_iter, test_iter = small_iters
+    accs = {}
+    for name, opts in {"plain": dict(precision="fp32", channels_last=False),
+                       "fast": dict(precision="bf16", channels_last=True)}.items():  # fmt: skip
+        torch.manual_seed(0)
+        train_iter.__init__(train_iter.images, train_iter.labels, 128, shuffle=True, seed=0)
+        h = d2l.train(small_cnn(), train_iter, test_iter, 2, 0.05, "cpu", momentum=0.9,
+                      plot=False, **opts)  # fmt: skip
+        accs[name] = h.final.test_acc
+    assert accs["plain"] > 0.6
+    assert abs(accs["plain"] - accs["fast"]) < 0.05, accs
+
+
+def test_evaluate_accuracy_matches_a_manual_count(small_iters):
+    _, test_iter = small_iters
+    net = small_cnn().eval()
+    with torch.no_grad():
+        correct = sum(d2l.accuracy(net(X), y) for X, y in test_iter)
+    assert d2l.evaluate_accuracy_gpu(net, test_iter) == correct / 1000
+
+
+def test_unknown_options_are_explained(small_iters):
+    train_iter, test_iter = small_iters
+    with pytest.raises(ValueError, match="optimizer must be"):
+        d2l.train(small_cnn(), train_iter, test_iter, 1, 0.1, "cpu", optimizer="lbfgs")
+    with pytest.raises(ValueError, match="cuda:3 was asked for, but this machine has 0 CUDA"):
+        d2l.train(small_cnn(), train_iter, test_iter, 1, 0.1, "cuda:3")
