@@ -84,9 +84,11 @@ def _run_with_hooks(
         top = next(
             (i for i, (n, _) in enumerate(modules) if path == n or path.startswith(n + ".")), None
         )
-        where = f"layer {top} " if top is not None else ""
+        where = f"layer {top}" if top is not None else "layer"
+        if path != str(top):
+            where += f" '{path}'"
         raise LayerError(
-            f"{where}'{path}' ({m}) failed on input of shape {shape}: "
+            f"{where} ({m}) failed on input of shape {shape}: "
             f"{_expectation(m, shape or ())}.\nOriginal error: {err}"
         ) from err
     finally:
