@@ -293,6 +293,9 @@ def train(
         data = (
             f"{n_train:,} train / {n_test:,} test images" if n_train and n_test else "custom data"
         )
+        if isinstance(train_iter, ImageBatches):
+            h, w = train_iter.resize or train_iter.images.shape[-2:]
+            data += f" of {train_iter.images.shape[1]}x{h}x{w}"
         mode = "quick mode" if is_quick() else "full mode"
         prec = "bf16 autocast" if dtype is not None else "fp32"
         print(f"training on {describe_device(device)}, {prec}, {mode}: {data}, {num_epochs} epochs")

@@ -1,7 +1,8 @@
-"""One source of truth for what every notebook starts with: the Colab badge and the setup cell.
+"""One source of truth for the launch links: every notebook's Colab badge and setup cell, and
+the README's badges and chapter table.
 
-    python scripts/nbsync.py          # rewrite them in every notebook
-    python scripts/nbsync.py --check  # exit 1 if any notebook differs (used by the tests)
+    python scripts/nbsync.py          # rewrite them
+    python scripts/nbsync.py --check  # exit 1 if anything differs (used by the tests)
 
 The repository URL is read from pyproject.toml ([project.urls] Repository): moving the
 repository means changing that one line and running this script.
@@ -55,6 +56,41 @@ def setup_cell_source() -> str:
     )
 
 
+def binder_url(notebook: str = "00_start_here.ipynb") -> str:
+    return f"https://mybinder.org/v2/gh/{github_path()}/main?urlpath=lab/tree/notebooks/{notebook}"
+
+
+def title(nb: nbformat.NotebookNode) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            match = re.search(r"^# (.+)$", cell.source, re.M)
+            if match:
+                return match.group(1).strip()
+    return "(untitled)"
+
+
+def readme_sections(notebooks: list[Path]) -> dict[str, str]:
+    """The generated parts of README.md, by marker name."""
+    badges = (
+        f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder_url()}) "
+        f"{colab_badge('00_start_here.ipynb')}"
+    )
+    rows = ["| Notebook | Chapter | Open |", "|---|---|---|"]
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        rows.append(
+            f"| [`{path.name}`](notebooks/{path.name}) | {title(nb)} | {colab_badge(path.name)} |"
+        )
+    return {"badges": badges, "chapters": "\n".join(rows)}
+
+
+def replace_section(text: str, name: str, body: str) -> str:
+    pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"README.md lacks the markers <!-- {name}:start --> / <!-- {name}:end -->")
+    return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+
+
 def sync(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
     """Put the badge at the top of the first Markdown cell and the setup cell first among code cells."""
     first_md = next(c for c in nb.cells if c.cell_type == "markdown")
@@ -83,6 +119,15 @@ def main() -> int:
             stale.append(path.name)
             if not args.check:
                 path.write_text(after)
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    new = text
+    for name, body in readme_sections(sorted(NOTEBOOKS.glob("*.ipynb"))).items():
+        new = replace_section(new, name, body)
+    if new != text:
+        stale.append("README.md")
+        if not args.check:
+            readme.write_text(new)
     if args.check and stale:
         print("out of date (run python scripts/nbsync.py):", ", ".join(stale))
         return 1

@@ -1,0 +1,325 @@
+"""Side-by-side benchmark: the d2l book's pipeline vs d2lcnn, same model, same data, same recipe.
+
+    python benchmarks/vs_d2l.py --models lenet,alexnet --epochs 1 --subset 10000
+
+For each model, runs alternate between the two implementations, each in a fresh subprocess:
+
+* d2l:    ``d2l.load_data_fashion_mnist`` (torchvision DataLoader, per-sample PIL resize,
+          4 workers) + ``d2l.train_ch6``, exactly as the book calls them;
+* d2lcnn: ``d2lcnn.load_data_fashion_mnist`` (uint8 tensors, batches by index, resize per batch
+          on the device) + ``d2lcnn.train`` with its default speed switches.
+
+Both build the model from ``d2lcnn.models`` with the same seed and the book's learning rate and
+batch size, and train on the same class-balanced subset of Fashion-MNIST. Reported:
+
+* wall examples/s: training images x epochs / wall time of the whole training call (data loading,
+  start-up and evaluation included) -- the figure a learner waits for;
+* own examples/s: what each trainer reports itself (d2l's timer leaves data loading out; d2lcnn's
+  per-epoch figure includes it);
+* test accuracy on the same test subset; peak memory: RSS of the process tree (d2l's loader
+  workers included), sampled every 20 ms, or peak CUDA memory on a GPU.
+
+d2l is not a dependency of the course. It is installed in the benchmark's own environment only
+(``make bench-env``: ``pip install --no-deps d2l==1.0.3`` plus pandas, scipy, requests, psutil).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import redirect_stdout
+from pathlib import Path
+
+ROOT = Path.cwd()
+DEFAULT_MODELS = "lenet,alexnet,vgg11_4,nin,googlenet,bn_lenet,resnet18,densenet"
+
+
+# --- measured inside a worker subprocess ------------------------------------------------------------
+class PeakMemory:
+    """Peak memory of this process and its children (RSS), or peak CUDA memory."""
+
+    def __init__(self, cuda: bool) -> None:
+        self.cuda, self.peak, self._stop = cuda, 0, threading.Event()
+
+    def __enter__(self):
+        if self.cuda:
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            try:
+                procs = [me, *me.children(recursive=True)]
+                self.peak = max(
+                    self.peak, sum(p.memory_info().rss for p in procs if p.is_running())
+                )
+            except psutil.Error:
+                pass
+            self._stop.wait(0.02)
+
+    def __exit__(self, *exc) -> None:
+        if self.cuda:
+            import torch
+
+            self.peak = torch.cuda.max_memory_allocated()
+        else:
+            self._stop.set()
+            self._thread.join()
+
+
+def torchvision_layout(tmp: Path) -> Path:
+    """Uncompressed IDX files in torchvision's layout (``<root>/FashionMNIST/raw``), for d2l."""
+    import d2lcnn
+
+    source = Path(d2lcnn.load_arrays().source)
+    raw = tmp / "data" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for path in source.iterdir():
+        if path.name.endswith(".gz"):
+            with gzip.open(path) as f, open(raw / path.name[:-3], "wb") as out:
+                shutil.copyfileobj(f, out)
+        elif "ubyte" in path.name:
+            shutil.copy(path, raw / path.name)
+    return tmp
+
+
+def worker(spec: dict) -> dict:
+    import torch
+
+    import d2lcnn
+    from d2lcnn.data import ImageBatches, balanced_subset
+
+    recipe = d2lcnn.MODELS[spec["model"]]
+    device = d2lcnn.resolve_device(spec["device"])
+    batch_size, lr, resize = spec["batch_size"] or recipe.batch_size, recipe.lr, recipe.resize
+    arrays = d2lcnn.load_arrays()
+    train_idx = balanced_subset(arrays.train_labels, spec["subset"])
+    test_idx = balanced_subset(arrays.test_labels, spec["test_subset"])
+    torch.manual_seed(spec["seed"])
+    net = recipe.build()
+    out = io.StringIO()
+    result = {"impl": spec["impl"]}
+    if spec["impl"] == "d2l":
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import d2l.torch as d2l  # noqa: I001  (the reference, from the benchmark environment)
+
+        tmp = Path(tempfile.mkdtemp(prefix="bench-d2l-"))
+        try:
+            os.makedirs(torchvision_layout(tmp) / "cwd")
+            os.chdir(tmp / "cwd")  # d2l reads from ../data
+            with PeakMemory(device.type == "cuda") as mem:
+                tic = time.perf_counter()
+                with redirect_stdout(out):
+                    full_train, full_test = d2l.load_data_fashion_mnist(batch_size, resize=resize)
+                    Subset, DataLoader = torch.utils.data.Subset, torch.utils.data.DataLoader
+                    workers = d2l.get_dataloader_workers()
+                    train_iter = DataLoader(Subset(full_train.dataset, train_idx.tolist()), batch_size,
+                                            shuffle=True, num_workers=workers)  # fmt: skip
+                    test_iter = DataLoader(Subset(full_test.dataset, test_idx.tolist()), batch_size,
+                                           shuffle=False, num_workers=workers)  # fmt: skip
+                    d2l.train_ch6(net, train_iter, test_iter, spec["epochs"], lr, device)
+                wall = time.perf_counter() - tic
+        finally:
+            os.chdir(ROOT)
+            shutil.rmtree(tmp, ignore_errors=True)
+        text = out.getvalue()
+        result["test_acc"] = float(re.findall(r"test acc (\d\.\d+)", text)[-1])
+        result["own_eps"] = float(re.findall(r"([\d.]+) examples/sec", text)[-1])
+    else:
+        with PeakMemory(device.type == "cuda") as mem:
+            tic = time.perf_counter()
+            train_iter = ImageBatches(arrays.train_images[train_idx], arrays.train_labels[train_idx],
+                                      batch_size, shuffle=True, resize=resize, seed=spec["seed"])  # fmt: skip
+            test_iter = ImageBatches(arrays.test_images[test_idx], arrays.test_labels[test_idx],
+                                     batch_size, resize=resize)  # fmt: skip
+            history = d2lcnn.train(net, train_iter, test_iter, spec["epochs"], lr, device,
+                                   plot=False, verbose=False, **spec.get("switches", {}))  # fmt: skip
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            wall = time.perf_counter() - tic
+        result["test_acc"] = history.final.test_acc
+        result["own_eps"] = sum(e.examples_per_sec for e in history) / len(history)
+    result["wall_eps"] = spec["subset"] * spec["epochs"] / wall
+    result["wall_s"] = wall
+    result["peak_mb"] = mem.peak / 2**20
+    return result
+
+
+# --- the driver -----------------------------------------------------------------------------
+def run_worker(spec: dict) -> dict:
+    env = dict(os.environ)
+    env.pop("D2LCNN_QUICK", None)
+    env["MPLBACKEND"] = "Agg"
+    proc = subprocess.run(
+        [sys.executable, "-m", "d2lcnn.bench", "--worker", json.dumps(spec)],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"{spec['impl']} run of {spec['model']} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def device_name(spec: str) -> str:
+    import torch
+
+    import d2lcnn
+
+    device = d2lcnn.resolve_device(spec)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def compare(args: argparse.Namespace) -> str:
+    import d2lcnn
+
+    rows = []
+    header = (
+        "| model | input | train images x epochs | d2l wall ex/s | d2lcnn wall ex/s | ratio | "
+        "d2l own ex/s | d2lcnn own ex/s | d2l test acc | d2lcnn test acc | d2l peak MB | "
+        "d2lcnn peak MB |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    print(header, flush=True)
+    for model in args.models.split(","):
+        recipe = d2lcnn.MODELS[model]
+        size = recipe.resize or 28
+        subset = args.subset if size == 28 else args.subset_large
+        runs: dict[str, list[dict]] = {"d2l": [], "d2lcnn": []}
+        for r in range(args.repeats):
+            order = ("d2l", "d2lcnn") if r % 2 == 0 else ("d2lcnn", "d2l")
+            for impl in order:
+                spec = dict(impl=impl, model=model, device=args.device, epochs=args.epochs,
+                            subset=subset, test_subset=args.test_subset, seed=args.seed,
+                            batch_size=args.batch_size)  # fmt: skip
+                runs[impl].append(run_worker(spec))
+
+        def best(impl: str, key: str, runs: dict[str, list[dict]] = runs) -> float:
+            values = [x[key] for x in runs[impl]]
+            return max(values) if key.endswith("eps") else sum(values) / len(values)
+
+        a, b = best("d2l", "wall_eps"), best("d2lcnn", "wall_eps")
+        row = (
+            f"| {model} | {size}x{size} | {subset:,} x {args.epochs} | {a:,.1f} | {b:,.1f} | "
+            f"**{b / a:.2f}x** | {best('d2l', 'own_eps'):,.1f} | {best('d2lcnn', 'own_eps'):,.1f} | "
+            f"{best('d2l', 'test_acc'):.3f} | {best('d2lcnn', 'test_acc'):.3f} | "
+            f"{best('d2l', 'peak_mb'):,.0f} | {best('d2lcnn', 'peak_mb'):,.0f} |"
+        )
+        print(row, flush=True)
+        rows.append(row)
+    return header + "\n" + "\n".join(rows)
+
+
+def scaling(args: argparse.Namespace) -> str:
+    """d2lcnn's training throughput against batch size (compute only, synthetic batches)."""
+    import torch
+    from torch import nn
+
+    import d2lcnn
+
+    device = d2lcnn.resolve_device(args.device)
+    sizes = [64, 128, 256, 512, 1024]
+    lines = ["| model | input | " + " | ".join(f"batch {b}" for b in sizes) + " |",
+             "|---|---|" + "---|" * len(sizes)]  # fmt: skip
+    print(lines[0] + "\n" + lines[1], flush=True)
+    for model, size in (("lenet", 28), ("resnet18", 96)):
+        cells = []
+        for bs in sizes:
+            torch.manual_seed(0)
+            net = d2lcnn.MODELS[model].build().to(device)
+            opt = torch.optim.SGD(net.parameters(), lr=0.01)
+            X = torch.rand(bs, 1, size, size, device=device)
+            y = torch.randint(0, 10, (bs,), device=device)
+            steps = max(
+                2, min(50, (args.scaling_images if device.type == "cpu" else 20 * 1024) // bs)
+            )
+            for i in range(steps + 2):
+                if i == 2:
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    tic = time.perf_counter()
+                opt.zero_grad(set_to_none=True)
+                nn.functional.cross_entropy(net(X), y).backward()
+                opt.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            cells.append(f"{steps * bs / (time.perf_counter() - tic):,.0f}")
+        line = f"| {model} | {size}x{size} | " + " | ".join(cells) + " |"
+        print(line, flush=True)
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m d2lcnn bench", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("--models", default=DEFAULT_MODELS)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument(
+        "--subset", type=int, default=10000, help="training images for 28x28 models"
+    )
+    parser.add_argument("--subset-large", type=int, default=None,
+                        help="training images for the 96/224-px models (default: --subset)")  # fmt: skip
+    parser.add_argument("--test-subset", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the book's")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="alternating runs per implementation"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scaling", action="store_true", help="also the batch-size scaling table")
+    parser.add_argument(
+        "--scaling-images", type=int, default=2048, help="images per point on a CPU"
+    )
+    parser.add_argument("--output", type=Path, help="also write the tables (Markdown) to this file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+    args.subset_large = args.subset_large or args.subset
+    command = "python benchmarks/vs_d2l.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    print(f"device: {device_name(args.device)}", flush=True)
+    text = [
+        f"Device: {device_name(args.device)}. Command: `{command}` ({time.strftime('%Y-%m-%d')}).",
+        "",
+    ]
+    text.append(compare(args))
+    if args.scaling:
+        print(flush=True)
+        text += [
+            "",
+            "d2lcnn training throughput (examples/s) against batch size:",
+            "",
+            scaling(args),
+        ]
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text("\n".join(text) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

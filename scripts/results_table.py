@@ -1,0 +1,107 @@
+"""Build the README's results table from the notebooks' stored main runs (never typed by hand).
+
+    python scripts/results_table.py          # rewrite the table in README.md
+    python scripts/results_table.py --check  # exit 1 if README.md is out of date
+
+Each training chapter tags its main training cell ``main-run``; its stored output holds the
+lines printed by ``d2l.train`` / ``d2l.train_ch6`` (device, precision, mode, data, input size,
+epochs, accuracies, speed, minutes) and the ``setting: ...`` line of ``d2l.pick_setting``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from nbsync import replace_section, title  # noqa: E402
+
+LINES = {
+    "setting": re.compile(r"^setting: (\w+)", re.M),
+    "device": re.compile(
+        r"^training on (.+?), (fp32|bf16 autocast), (\w+) mode: (.+?), (\d+) epochs", re.M
+    ),
+    "acc": re.compile(r"^loss ([\d.]+|nan), train acc ([\d.]+), test acc ([\d.]+)", re.M),
+    "speed": re.compile(r"^([\d.]+) examples/sec on (\S+)", re.M),
+    "time": re.compile(r"^(\d+) epochs in ([\d.]+) min of training", re.M),
+}
+
+
+def main_run(path: Path) -> dict | None:
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if "main-run" in c.metadata.get("tags", [])]
+    if not cells:
+        return None
+    text = "".join(o.get("text", "") for o in cells[0].outputs if o.output_type == "stream")
+    found = {k: p.search(text) for k, p in LINES.items()}
+    if not all(found[k] for k in ("device", "acc", "speed", "time")):
+        return None
+    dev, acc, speed, minutes = found["device"], found["acc"], found["speed"], found["time"]
+    data = dev.group(4)
+    size = re.search(r"of \d+x(\d+x\d+)", data)
+    images = re.match(r"([\d,]+) train", data)
+    setting = found["setting"].group(1) if found["setting"] else "-"
+    return {
+        "chapter": title(nb).split(":", 1)[-1].strip(),
+        "notebook": path.name,
+        "gpu": "cuda" in dev.group(1),
+        "device": dev.group(1),
+        "mode": dev.group(3),
+        "setting": setting,
+        "input": size.group(1) if size else "-",
+        "images": images.group(1) if images else "-",
+        "epochs": minutes.group(1),
+        "test_acc": acc.group(3),
+        "speed": f"{float(speed.group(1)):,.0f}",
+        "minutes": minutes.group(2),
+        "precision": dev.group(2),
+    }
+
+
+def table(notebooks: list[Path]) -> str:
+    runs = [r for r in (main_run(p) for p in notebooks) if r]
+    head = (
+        "| Chapter | Input | GPU: test acc | laptop (2-core CPU): test acc | train images x epochs | "
+        "training min | examples/s | device, precision, setting |\n"
+        "|---|---|---|---|---|---|---|---|"
+    )
+    rows = []
+    for r in runs:
+        acc = f"{r['test_acc']}" + ("" if r["mode"] == "full" else " (quick run)")
+        gpu, cpu = (acc, "-") if r["gpu"] else ("-", acc)
+        rows.append(
+            f"| [{r['chapter']}](notebooks/{r['notebook']}) | {r['input']} | {gpu} | {cpu} | "
+            f"{r['images']} x {r['epochs']} | {r['minutes']} | {r['speed']} | "
+            f"{r['device']}, {r['precision']}, {r['setting']} |"
+        )
+    note = (
+        "\n\nEach row is the stored main run of a chapter (cell tag `main-run`), on the full "
+        '10,000-image test set. A "-" means no stored run on that kind of machine yet.'
+    )
+    return head + "\n" + "\n".join(rows) + note
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args()
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    new = replace_section(text, "results", table(sorted((ROOT / "notebooks").glob("*.ipynb"))))
+    if args.check:
+        if new != text:
+            print("README.md results table is out of date: run python scripts/results_table.py")
+            return 1
+        return 0
+    readme.write_text(new)
+    print(table(sorted((ROOT / "notebooks").glob("*.ipynb"))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

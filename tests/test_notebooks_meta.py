@@ -1,0 +1,113 @@
+"""Checks of the notebooks as files: every chapter is there, collected by nbval, has compared
+cells, stored outputs from a clean run, the shared setup cell, and the reference shape tables."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import d2lcnn as d2l
+from d2lcnn import models
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+CHAPTERS = [
+    "00_start_here", "01_convolutions", "02_pooling", "03_lenet", "04_training_workflow",
+    "05_alexnet", "06_vgg", "07_nin", "08_googlenet", "09_batch_norm", "10_resnet", "11_densenet",
+]  # fmt: skip
+TRAINING = CHAPTERS[3:]
+# chapter -> (reference model, input size) whose depth-1 table the chapter must show
+REFERENCE_TABLES = {
+    "03_lenet": (models.lenet, 28),
+    "05_alexnet": (models.alexnet, 224),
+    "06_vgg": (models.vgg11, 224),
+    "07_nin": (models.nin, 224),
+    "08_googlenet": (models.googlenet, 96),
+    "09_batch_norm": (models.bn_lenet, 28),
+    "10_resnet": (models.resnet18, 224),
+    "11_densenet": (models.densenet, 96),
+}
+IGNORE = re.compile(r"^\s*#\s*NBVAL_(IGNORE_OUTPUT|SKIP)", re.M)
+sys.path.insert(0, str(ROOT / "scripts"))
+import nbsync  # noqa: E402
+
+
+def load(name: str) -> nbformat.NotebookNode:
+    return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+
+
+def stored_text(nb: nbformat.NotebookNode) -> str:
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream":
+                parts.append(out.text)
+            elif "data" in out:
+                parts.append(out.data.get("text/plain", ""))
+    return "\n".join(parts)
+
+
+def test_every_chapter_exists_and_nothing_else():
+    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == CHAPTERS
+
+
+def test_nbval_collects_every_code_cell_of_every_notebook():
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "--nbval", "--nbval-current-env",
+         "-p", "no:cacheprovider", str(NOTEBOOKS)],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    ).stdout  # fmt: skip
+    for name in CHAPTERS:
+        nb = load(name)
+        code_cells = sum(c.cell_type == "code" for c in nb.cells)
+        collected = len(re.findall(rf"{name}\.ipynb::Cell \d+", out))
+        assert collected == code_cells > 0, f"{name}: {collected} collected of {code_cells}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_stored_outputs_are_from_a_clean_run_and_compared(name):
+    nb = load(name)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    compared = [c for c in code if c.outputs and not IGNORE.search(c.source)]
+    assert compared, f"{name} has no cell whose output nbval compares"
+    for c in code:
+        assert not any(o.output_type == "error" for o in c.outputs), f"{name} stores an error"
+        if c.outputs:
+            assert c.execution_count is not None
+    counts = [c.execution_count for c in code if c.execution_count is not None]
+    assert counts == sorted(counts), f"{name} was not run top to bottom"
+    assert counts, f"{name} has never been run"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_structure_objectives_exercises_setup_cell(name):
+    nb = load(name)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert re.search(r"objectives|you will", text, re.I), f"{name}: no objectives"
+    assert re.search(r"^#+ .*exercises", text, re.I | re.M), f"{name}: no exercises"
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    assert first_code.source == nbsync.setup_cell_source()
+    assert nbsync.colab_badge(f"{name}.ipynb") in nb.cells[0].source
+    assert not re.search(r"(?<![\w.])/(tmp|root|work|home)/", "".join(c.source for c in nb.cells))
+
+
+@pytest.mark.parametrize("name", TRAINING)
+def test_training_chapters_store_a_main_run_naming_device_and_mode(name):
+    nb = load(name)
+    main = [c for c in nb.cells if "main-run" in c.metadata.get("tags", [])]
+    assert len(main) == 1, f"{name}: exactly one cell tagged main-run"
+    text = stored_text(nbformat.v4.new_notebook(cells=main))
+    assert re.search(r"^training on \S+.*, (full|quick) mode", text, re.M), text[:300]
+    assert re.search(r"test acc \d\.\d{3}", text)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_TABLES))
+def test_chapter_model_matches_the_reference_model(name):
+    build, size = REFERENCE_TABLES[name]
+    table = d2l.layer_summary(build(), (1, 1, size, size), show=False).table()
+    assert table in stored_text(load(name)), f"{name} does not show the reference shape table"
