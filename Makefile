@@ -6,7 +6,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup lab test lint clean
+BENCH  ?= .venv-bench
+
+.PHONY: setup lab test lint bench-env bench clean
 
 setup: $(STAMP)
 
@@ -29,5 +31,20 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# The benchmark's own environment: the course's packages plus d2l 1.0.3, installed with --no-deps
+# (its pins do not install on current Pythons) and the few modules its import needs.
+bench-env: $(BENCH)/.installed
+
+$(BENCH)/.installed: requirements.txt
+	$(PYTHON) -m venv $(BENCH)
+	$(BENCH)/bin/python -m pip install -r requirements.txt
+	$(BENCH)/bin/python -m pip install --no-deps d2l==1.0.3
+	$(BENCH)/bin/python -m pip install pandas scipy requests psutil
+	touch $(BENCH)/.installed
+
+bench: bench-env
+	$(BENCH)/bin/python benchmarks/vs_d2l.py --models lenet,bn_lenet,alexnet,vgg11_4,nin,googlenet,resnet18,densenet \
+		--epochs 1 --subset 10000 --subset-large 512 --test-subset 1000 --scaling --output benchmarks/results/cpu.md
+
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(BENCH)

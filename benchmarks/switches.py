@@ -1,0 +1,92 @@
+"""Measure each speed switch of ``d2lcnn.train`` on and off, per model, on this machine.
+
+    python benchmarks/switches.py [--models lenet,resnet18] [--device auto] [--repeats 2]
+
+Times training steps (forward, backward, SGD step) on real Fashion-MNIST batches at the book's
+batch size and input size, alternating the variants, and prints examples/s for each. This is the
+measurement behind the defaults of ``channels_last='auto'`` and ``precision='auto'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+from torch import nn
+
+import d2lcnn as d2l
+from d2lcnn.device import autocast_dtype
+
+VARIANTS = {
+    "fp32": dict(channels_last=False, precision="fp32"),
+    "fp32+channels_last": dict(channels_last=True, precision="fp32"),
+    "bf16": dict(channels_last=False, precision="bf16"),
+    "bf16+channels_last": dict(channels_last=True, precision="bf16"),
+}
+
+
+def steps_per_second(model: str, device: torch.device, channels_last: bool, precision: str,
+                     images: int) -> float:  # fmt: skip
+    recipe = d2l.MODELS[model]
+    arrays = d2l.load_arrays()
+    batch = recipe.batch_size
+    it = d2l.ImageBatches(arrays.train_images[: max(images, batch) + 2 * batch],
+                          arrays.train_labels[: max(images, batch) + 2 * batch], batch,
+                          resize=recipe.resize).to(device)  # fmt: skip
+    torch.manual_seed(0)
+    net = recipe.build().to(device)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    dtype = autocast_dtype(device, precision)
+    seen = 0
+    for i, (X, y) in enumerate(it):
+        if i == 2:  # two warm-up steps
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            tic, seen = time.perf_counter(), 0
+        if channels_last:
+            X = X.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = nn.functional.cross_entropy(net(X), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        seen += y.shape[0]
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return seen / (time.perf_counter() - tic)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", default=",".join(d2l.MODELS))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--variants", default="fp32,fp32+channels_last")
+    args = parser.parse_args()
+    device = d2l.resolve_device(args.device)
+    names = args.variants.split(",")
+    print(f"device: {d2l.device.describe_device(device)}")
+    print("| model | input | " + " | ".join(names) + " | best |")
+    print("|---|---|" + "---|" * (len(names) + 1))
+    for model in args.models.split(","):
+        recipe = d2l.MODELS[model]
+        size = recipe.resize or 28
+        images = {28: 5120, 96: 512}.get(size, 256) if device.type == "cpu" else 8192
+        results = {n: 0.0 for n in names}
+        for r in range(args.repeats):
+            for n in names if r % 2 == 0 else reversed(names):
+                results[n] = max(
+                    results[n], steps_per_second(model, device, images=images, **VARIANTS[n])
+                )
+        best = max(results, key=results.get)
+        cells = " | ".join(f"{results[n]:,.0f}" for n in names)
+        print(f"| {model} | {size}x{size} | {cells} | {best} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
