@@ -1,4 +1,4 @@
-"""Build the README's results table from the notebooks' stored main runs (never typed by hand).
+"""Build the README's results and speed sections from stored runs (never typed by hand).
 
     python scripts/results_table.py          # rewrite the table in README.md
     python scripts/results_table.py --check  # exit 1 if README.md is out of date
@@ -6,6 +6,7 @@
 Each training chapter tags its main training cell ``main-run``; its stored output holds the
 lines printed by ``d2l.train`` / ``d2l.train_ch6`` (device, precision, mode, data, input size,
 epochs, accuracies, speed, minutes) and the ``setting: ...`` line of ``d2l.pick_setting``.
+The speed section is the benchmark's stored tables in ``benchmarks/results/``.
 """
 
 from __future__ import annotations
@@ -86,6 +87,19 @@ def table(notebooks: list[Path]) -> str:
     return head + "\n" + "\n".join(rows) + note
 
 
+def bench_section() -> str:
+    """The benchmark tables, as written by ``benchmarks/vs_d2l.py --output benchmarks/results/...``."""
+    parts = []
+    for path in sorted((ROOT / "benchmarks" / "results").glob("*.md")):
+        parts.append(path.read_text().strip())
+    reproduce = (
+        "Reproduce with `make bench` (CPU) or, on a GPU machine, `make bench-env` then "
+        "`.venv-bench/bin/python benchmarks/vs_d2l.py --device cuda --subset 60000 --scaling "
+        "--output benchmarks/results/gpu.md`, and `python scripts/results_table.py`."
+    )
+    return "\n\n".join(parts + [reproduce]) if parts else "No benchmark recorded yet. " + reproduce
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true")
@@ -93,6 +107,7 @@ def main() -> int:
     readme = ROOT / "README.md"
     text = readme.read_text()
     new = replace_section(text, "results", table(sorted((ROOT / "notebooks").glob("*.ipynb"))))
+    new = replace_section(new, "bench", bench_section())
     if args.check:
         if new != text:
             print("README.md results table is out of date: run python scripts/results_table.py")

@@ -111,3 +111,11 @@ def test_chapter_model_matches_the_reference_model(name):
     build, size = REFERENCE_TABLES[name]
     table = d2l.layer_summary(build(), (1, 1, size, size), show=False).table()
     assert table in stored_text(load(name)), f"{name} does not show the reference shape table"
+
+
+def test_readme_tables_are_generated_from_the_stored_runs():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "results_table.py"), "--check"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout
