@@ -44,7 +44,7 @@ $(BENCH)/.installed: requirements.txt
 
 bench: bench-env
 	$(BENCH)/bin/python benchmarks/vs_d2l.py --models lenet,bn_lenet,alexnet,vgg11_4,nin,googlenet,resnet18,densenet \
-		--epochs 1 --subset 10000 --subset-large 512 --test-subset 1000 --scaling --output benchmarks/results/cpu.md
+		--epochs 1 --subset 10000 --subset-large 512 --test-subset 500 --scaling --output benchmarks/results/cpu.md
 
 clean:
 	rm -rf $(VENV) $(BENCH)

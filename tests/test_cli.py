@@ -1,0 +1,49 @@
+"""The command line: ``python -m d2lcnn train`` and the benchmark's d2lcnn side."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+
+def run(*args: str, quick: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MPLBACKEND="Agg")
+    if quick:
+        env["D2LCNN_QUICK"] = "1"
+    return subprocess.run([sys.executable, "-m", "d2lcnn", *args], capture_output=True, text=True,
+                          env=env, check=False, timeout=600)  # fmt: skip
+
+
+def test_train_command_trains_and_prints_metrics(tmp_path):
+    ckpt = tmp_path / "lenet.pt"
+    result = run("train", "lenet", "--epochs", "3", "--lr", "0.9", "--device", "cpu",
+                 "--checkpoint", str(ckpt))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "training on cpu" in result.stdout and "test acc" in result.stdout
+    assert "[d2lcnn quick mode]" in result.stderr  # quick mode caps it at 1 epoch, and says so
+    assert ckpt.is_file()
+
+
+def test_train_command_rejects_unknown_models_and_devices():
+    result = run("train", "lenet9")
+    assert result.returncode == 2 and "invalid choice: 'lenet9'" in result.stderr
+    result = run("train", "lenet", "--device", "cuda:7")
+    assert result.returncode != 0 and "cuda:7 was asked for" in result.stderr
+
+
+def test_no_command_prints_usage():
+    result = run()
+    assert result.returncode == 2 and "usage: python -m d2lcnn {train,bench}" in result.stderr
+
+
+def test_benchmark_worker_measures_d2lcnn():
+    spec = dict(impl="d2lcnn", model="lenet", device="cpu", epochs=1, subset=512, test_subset=256,
+                seed=0, batch_size=None)  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "d2lcnn.bench", "--worker", json.dumps(spec)],
+                            capture_output=True, text=True, check=False, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.splitlines()[-1])
+    assert out["impl"] == "d2lcnn" and 0.0 <= out["test_acc"] <= 1.0
+    assert out["wall_eps"] > 0 and out["peak_mb"] > 0
