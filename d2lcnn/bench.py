@@ -205,6 +205,8 @@ def compare(args: argparse.Namespace) -> str:
         recipe = d2lcnn.MODELS[model]
         size = recipe.resize or 28
         subset = args.subset if size == 28 else args.subset_large
+        batch = args.batch_size or recipe.batch_size
+        subset = max(subset, 5 * batch)  # d2l's train_ch6 divides by len(train_iter) // 5
         runs: dict[str, list[dict]] = {"d2l": [], "d2lcnn": []}
         for r in range(args.repeats):
             order = ("d2l", "d2lcnn") if r % 2 == 0 else ("d2lcnn", "d2l")
