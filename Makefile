@@ -47,7 +47,7 @@ bench: bench-env
 		--subset 10000 --test-subset 1000 --output benchmarks/results/cpu-28px.md
 	$(BENCH)/bin/python benchmarks/vs_d2l.py --models alexnet,vgg11_4,nin,googlenet,resnet18,densenet \
 		--epochs 1 --subset-large 768 --test-subset 500 --scaling --output benchmarks/results/cpu-large.md
-	$(PYTHON) scripts/results_table.py
+	$(BENCH)/bin/python scripts/results_table.py
 
 clean:
 	rm -rf $(VENV) $(BENCH)
