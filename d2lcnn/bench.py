@@ -9,8 +9,10 @@ For each model, runs alternate between the two implementations, each in a fresh 
 * d2lcnn: ``d2lcnn.load_data_fashion_mnist`` (uint8 tensors, batches by index, resize per batch
           on the device) + ``d2lcnn.train`` with its default speed switches.
 
-Both build the model from ``d2lcnn.models`` with the same seed and the book's learning rate and
-batch size, and train on the same class-balanced subset of Fashion-MNIST. Reported:
+Both build the model from ``d2lcnn.models`` with the same seed (seed + r in repeat r, so repeats
+are independent samples) and the book's learning rate and batch size, and train on the same
+class-balanced subset of Fashion-MNIST. Speeds are the best of the repeats, accuracies and
+memory their mean. Reported:
 
 * wall examples/s: training images x epochs / wall time of the whole training call (data loading,
   start-up and evaluation included) -- the figure a learner waits for;
@@ -212,7 +214,7 @@ def compare(args: argparse.Namespace) -> str:
             order = ("d2l", "d2lcnn") if r % 2 == 0 else ("d2lcnn", "d2l")
             for impl in order:
                 spec = dict(impl=impl, model=model, device=args.device, epochs=args.epochs,
-                            subset=subset, test_subset=args.test_subset, seed=args.seed,
+                            subset=subset, test_subset=args.test_subset, seed=args.seed + r,
                             batch_size=args.batch_size)  # fmt: skip
                 runs[impl].append(run_worker(spec))
 
