@@ -40,6 +40,12 @@ def main_run(path: Path) -> dict | None:
         return None
     text = "".join(o.get("text", "") for o in cells[0].outputs if o.output_type == "stream")
     found = {k: p.search(text) for k, p in LINES.items()}
+    if not found["setting"]:  # the setting may be chosen in an earlier cell
+        everything = "".join(
+            o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+            if o.output_type == "stream"
+        )  # fmt: skip
+        found["setting"] = LINES["setting"].search(everything)
     if not all(found[k] for k in ("device", "acc", "speed", "time")):
         return None
     dev, acc, speed, minutes = found["device"], found["acc"], found["speed"], found["time"]
