@@ -8,7 +8,6 @@ between a stored full run and a quick run by design.
 import os
 
 os.environ.setdefault("D2LCNN_QUICK", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 def pytest_collectstart(collector):

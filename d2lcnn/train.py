@@ -9,7 +9,9 @@ One readable loop. What makes it fast, each switch explicit:
 * ``precision='auto'``: bfloat16 autocast on CUDA and on CPUs with bf16 instructions;
 * ``channels_last='auto'``: NHWC memory format. Measured on a 2-core CPU
   (``benchmarks/switches.py``): +10-35 % for AlexNet, VGG, NiN, GoogLeNet, ResNet, DenseNet,
-  within noise for the LeNets; on CUDA GPUs it is what cuDNN's fastest kernels expect;
+  within noise for the LeNets; on CUDA GPUs it is what cuDNN's fastest kernels expect. A model
+  that calls ``.view()`` on a convolution's output cannot run on NHWC activations: ``'auto'``
+  then keeps the usual layout and says so;
 * ``compile=True``: ``torch.compile`` (off by default: compiling costs more than it saves on
   the course's 10-epoch runs on a CPU).
 """
@@ -146,6 +148,34 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
+def _channels_last_works(net: nn.Module, data_iter: Iterable, device: torch.device) -> bool:
+    """Whether ``net`` runs on NHWC activations (code calling ``.view()`` after a conv does not).
+
+    One forward pass on two training images, in evaluation mode, without gradients.
+    """
+    if isinstance(data_iter, ImageBatches):
+        X = data_iter._make(slice(0, 2))[0]  # does not advance the shuffling generator
+    else:
+        X = next(iter(data_iter))[0][:2]
+    if X.ndim != 4:
+        return False
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            net(X.to(device).contiguous(memory_format=torch.channels_last))
+        return True
+    except RuntimeError as err:
+        if "view size is not compatible" not in str(err):
+            raise
+        print("channels_last is off for this model: it calls .view() on a convolution's output "
+              "(use .reshape() or nn.Flatten() to allow the faster layout).", file=sys.stderr)  # fmt: skip
+        net.to(memory_format=torch.contiguous_format)
+        return False
+    finally:
+        net.train(was_training)
+
+
 def _evaluate(
     net: nn.Module,
     data_iter: Iterable,
@@ -260,6 +290,8 @@ def train(
     if nhwc:
         net.to(memory_format=torch.channels_last)
     train_iter, test_iter = _to_device(train_iter, device), _to_device(test_iter, device)
+    if nhwc and channels_last == "auto":
+        nhwc = _channels_last_works(net, train_iter, device)
     num_batches = len(train_iter)
     opt = _optimizer(optimizer, net.parameters(), lr, momentum, weight_decay, device)
     sched = _scheduler(schedule, opt, lr, num_epochs * num_batches)

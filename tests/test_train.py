@@ -183,3 +183,26 @@ def test_unknown_options_are_explained(small_iters):
         d2l.train(small_cnn(), train_iter, test_iter, 1, 0.1, "cpu", optimizer="lbfgs")
     with pytest.raises(ValueError, match="cuda:3 was asked for, but this machine has 0 CUDA"):
         d2l.train(small_cnn(), train_iter, test_iter, 1, 0.1, "cuda:3")
+
+
+class ViewFlatten(nn.Module):
+    """Classic tutorial code: flatten with .view(), which needs a contiguous NCHW tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 5)
+        self.fc = nn.Linear(4 * 24 * 24, 10)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).view(x.shape[0], -1))
+
+
+def test_view_after_conv_still_trains_with_the_default_layout(small_iters, capsys):
+    train_iter, test_iter = small_iters
+    history = d2l.train(ViewFlatten(), train_iter, test_iter, 1, 0.05, "cpu", plot=False)
+    assert len(history) == 1
+    assert "channels_last is off for this model" in capsys.readouterr().err
+    with pytest.raises(RuntimeError, match="view size is not compatible"):
+        d2l.train(
+            ViewFlatten(), train_iter, test_iter, 1, 0.05, "cpu", plot=False, channels_last=True
+        )
