@@ -94,7 +94,7 @@ def lab(tmp_path_factory):
 
 
 def run_all_cells(page, url: str, token: str, name: str) -> None:
-    page.goto(f"{url}/lab/tree/{name}?token={token}")
+    page.goto(f"{url}/lab/workspaces/{name[:2]}/tree/{name}?token={token}&reset")  # one tab
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     accept = page.locator(".jp-Dialog .jp-mod-accept")  # "Select Kernel", if JupyterLab asks
     try:
@@ -102,7 +102,8 @@ def run_all_cells(page, url: str, token: str, name: str) -> None:
         accept.click()
     except playwright.TimeoutError:
         pass
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    idle = page.locator(".jp-StatusBar-Widget").get_by_text("| Idle")
+    idle.wait_for(timeout=90_000)  # the kernel has started
     page.click(".lm-MenuBar-itemLabel:text-is('Run')")
     page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
     page.wait_for_function(
@@ -112,7 +113,7 @@ def run_all_cells(page, url: str, token: str, name: str) -> None:
         }""",
         timeout=300_000,
     )
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    idle.wait_for(timeout=60_000)
     page.keyboard.press("Control+s")
     page.wait_for_timeout(1500)
 
@@ -129,11 +130,16 @@ def test_notebook_runs_in_jupyterlab(lab, name):
         )  # fmt: skip
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            run_all_cells(page, url, token, name)
+            try:
+                run_all_cells(page, url, token, name)
+            except Exception:
+                page.screenshot(path=str(ARTIFACTS / f"jupyterlab-{name}-failed.png"))
+                raise
             no_news = page.locator("button:text-is('No')")
             if no_news.count():
                 no_news.first.click()  # JupyterLab's "get notified about news?" toast
             page.locator(".jp-RenderedImage").first.scroll_into_view_if_needed()
+            page.wait_for_timeout(2000)  # JupyterLab renders cells lazily around the viewport
             page.screenshot(path=str(ARTIFACTS / f"jupyterlab-{name}.png"), full_page=False)
             errors = page.locator(
                 ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
