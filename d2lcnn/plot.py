@@ -99,7 +99,7 @@ class Animator:
         ax = self.axes[0]
         ax.cla()
         for x, y, fmt in zip(self.X, self.Y, self.fmts, strict=False):
-            ax.plot(x, y, fmt)
+            ax.plot(x, y, fmt, **({"marker": "o"} if len(x) == 1 else {}))  # one point: show it
         c = self.config
         ax.set_xlabel(c["xlabel"]), ax.set_ylabel(c["ylabel"])
         ax.set_xscale(c["xscale"]), ax.set_yscale(c["yscale"])

@@ -318,7 +318,7 @@ def train(
     live_plot = in_notebook() if plot == "auto" else bool(plot)
     animator = None
     if live_plot:
-        animator = Animator(xlabel="epoch", xlim=[1, max(num_epochs, 2)],
+        animator = Animator(xlabel="epoch", xlim=[0, max(num_epochs, 1)],
                             legend=["train loss", "train acc", "test acc"])  # fmt: skip
         for e in history.epochs:
             animator.add(e.epoch, (e.train_loss, e.train_acc, e.test_acc))
