@@ -218,12 +218,19 @@ def _optimizer(
     weight_decay: float,
     device: torch.device,
 ) -> torch.optim.Optimizer:
+    # Fused steps update all parameters in one kernel; benchmarks/optimizer_step.py measures
+    # them against foreach on this CPU (Adam 4-5x faster per step, SGD with momentum 1.7x);
+    # plain SGD stays foreach (no faster fused). Fused kernels exist for CPU and CUDA tensors.
+    fused = device.type in ("cpu", "cuda")
     name = name.lower()
     if name == "sgd":
+        if fused and momentum > 0:
+            return torch.optim.SGD(
+                params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=True
+            )
         return torch.optim.SGD(
             params, lr=lr, momentum=momentum, weight_decay=weight_decay, foreach=True
         )
-    fused = device.type == "cuda"
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
     if name == "adamw":

@@ -206,3 +206,28 @@ def test_view_after_conv_still_trains_with_the_default_layout(small_iters, capsy
         d2l.train(
             ViewFlatten(), train_iter, test_iter, 1, 0.05, "cpu", plot=False, channels_last=True
         )
+
+
+@pytest.mark.parametrize("name, momentum", [("sgd", 0.0), ("sgd", 0.9), ("adam", 0.0),
+                                            ("adamw", 0.0)])  # fmt: skip
+def test_trainer_optimizers_step_like_torchs_reference_implementation(name, momentum):
+    """The fused steps train() picks for speed give the same parameters as the for-loop steps."""
+    from d2lcnn.train import _optimizer
+
+    torch.manual_seed(0)
+    ours, ref = small_cnn(), small_cnn()
+    ref.load_state_dict(ours.state_dict())
+    before = [p.detach().clone() for p in ours.parameters()]
+    opt = _optimizer(name, ours.parameters(), 0.01, momentum, 1e-4, torch.device("cpu"))
+    kinds = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    extra = {"momentum": momentum} if name == "sgd" else {}
+    ref_opt = kinds[name](ref.parameters(), lr=0.01, weight_decay=1e-4, foreach=False, **extra)
+    X, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    for _ in range(3):
+        for net, o in ((ours, opt), (ref, ref_opt)):
+            o.zero_grad()
+            nn.functional.cross_entropy(net(X), y).backward()
+            o.step()
+    for p, q in zip(ours.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    assert all(not torch.equal(p, b) for p, b in zip(ours.parameters(), before, strict=True))
