@@ -7,11 +7,11 @@ One readable loop. What makes it fast, each switch explicit:
 * no host-device synchronisation per batch: loss and accuracy are summed on the device and read
   a few times per epoch (CUDA) — on the CPU reading them is free, so every batch is checked;
 * ``precision='auto'``: bfloat16 autocast on CUDA and on CPUs with bf16 instructions;
-* ``channels_last='auto'``: NHWC memory format. Measured on a 2-core CPU
-  (``benchmarks/switches.py``): +10-35 % for AlexNet, VGG, NiN, GoogLeNet, ResNet, DenseNet,
-  within noise for the LeNets; on CUDA GPUs it is what cuDNN's fastest kernels expect. A model
-  that calls ``.view()`` on a convolution's output cannot run on NHWC activations: ``'auto'``
-  then keeps the usual layout and says so;
+* ``channels_last='auto'``: NHWC or NCHW memory format, whichever a timed training pass on the
+  first batch finds faster. Measured on a 2-core CPU (``benchmarks/switches.py``): NHWC is
+  +10-35 % for AlexNet, VGG, NiN, GoogLeNet, ResNet, DenseNet and +25 % for LeNet, but -30 % for
+  BN-LeNet, so no fixed choice is right for every model. A model that calls ``.view()`` on a
+  convolution's output cannot run on NHWC activations: ``'auto'`` keeps NCHW and says so;
 * ``compile=True``: ``torch.compile`` (off by default: compiling costs more than it saves on
   the course's 10-epoch runs on a CPU).
 """
@@ -148,32 +148,77 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
-def _channels_last_works(net: nn.Module, data_iter: Iterable, device: torch.device) -> bool:
-    """Whether ``net`` runs on NHWC activations (code calling ``.view()`` after a conv does not).
-
-    One forward pass on two training images, in evaluation mode, without gradients.
-    """
+def _probe_batch(data_iter: Iterable, device: torch.device, size: int) -> tuple:
+    """Up to ``size`` training examples, without advancing an ImageBatches' shuffling."""
     if isinstance(data_iter, ImageBatches):
-        X = data_iter._make(slice(0, 2))[0]  # does not advance the shuffling generator
+        X, y = data_iter._make(slice(0, min(size, data_iter.num_examples)))
     else:
-        X = next(iter(data_iter))[0][:2]
+        X, y = next(iter(data_iter))
+        X, y = X[:size], y[:size]
+    return X.to(device), y.to(device)
+
+
+def _step_seconds(net: nn.Module, X: torch.Tensor, y: torch.Tensor, nhwc: bool,
+                  dtype: torch.dtype | None) -> float:  # fmt: skip
+    """Seconds of one forward + backward pass in one memory format (after one warm-up pass)."""
+    fmt = torch.channels_last if nhwc else torch.contiguous_format
+    net.to(memory_format=fmt)
+    X = X.contiguous(memory_format=fmt)
+    seconds = math.inf
+    for _ in range(2):
+        if X.is_cuda:
+            torch.cuda.synchronize()
+        tic = time.perf_counter()
+        with _autocast(X.device, dtype):
+            loss = nn.functional.cross_entropy(net(X), y)
+        loss.backward()
+        if X.is_cuda:
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - tic  # the second pass: kernels chosen, memory allocated
+    return seconds
+
+
+def _faster_layout(net: nn.Module, data_iter: Iterable, device: torch.device,
+                   dtype: torch.dtype | None, batch_size: int) -> bool:  # fmt: skip
+    """``channels_last='auto'``: time a training pass in NHWC and NCHW, keep the faster.
+
+    Which layout wins depends on the model, the device and the batch size (on this course's
+    2-core CPU: NHWC +10-35 % for AlexNet ... DenseNet, +25 % for LeNet, -30 % for BN-LeNet, whose
+    batch norm on 6 channels is slow in NHWC; ``benchmarks/switches.py``). So the trainer measures,
+    like ``cudnn.benchmark`` does for kernels: one warm-up and one timed forward + backward pass in
+    each layout on a training batch (at most 32 images on a CPU, where a pass is slow). The weights,
+    gradients, batch-norm statistics and random-number state are left as they were. A model that
+    calls ``.view()`` on a convolution's output cannot run in NHWC: it keeps NCHW, with a notice.
+    """
+    X, y = _probe_batch(data_iter, device, batch_size if device.type != "cpu" else 32)
     if X.ndim != 4:
         return False
+    # batch-norm running statistics, by name: a layer may replace its buffer tensors (d2l's BN)
+    names = {name for name, _ in net.named_buffers()}
+    buffers = {k: v.clone() for k, v in net.state_dict().items() if k in names}
+    grads = [p.grad for p in net.parameters()]
     was_training = net.training
-    net.eval()
+    rng_devices = [device.index or 0] if device.type == "cuda" else []
+    seconds = {}
     try:
-        with torch.no_grad():
-            net(X.to(device).contiguous(memory_format=torch.channels_last))
-        return True
+        with torch.random.fork_rng(devices=rng_devices):  # dropout draws random numbers
+            net.train()
+            for nhwc in (True, False):
+                seconds[nhwc] = _step_seconds(net, X, y, nhwc, dtype)
     except RuntimeError as err:
         if "view size is not compatible" not in str(err):
             raise
         print("channels_last is off for this model: it calls .view() on a convolution's output "
               "(use .reshape() or nn.Flatten() to allow the faster layout).", file=sys.stderr)  # fmt: skip
-        net.to(memory_format=torch.contiguous_format)
-        return False
+        seconds = {True: math.inf, False: 0.0}
     finally:
+        net.load_state_dict(buffers, strict=False)
+        for p, g in zip(net.parameters(), grads, strict=True):
+            p.grad = g
         net.train(was_training)
+    nhwc = seconds[True] < seconds[False]
+    net.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+    return nhwc
 
 
 def _evaluate(
@@ -292,13 +337,14 @@ def train(
     elif init is not None:
         raise ValueError(f"init must be 'xavier' or None, not {init!r}.")
     dtype = autocast_dtype(device, precision)
-    nhwc = True if channels_last == "auto" else bool(channels_last)
     net.to(device)
-    if nhwc:
-        net.to(memory_format=torch.channels_last)
     train_iter, test_iter = _to_device(train_iter, device), _to_device(test_iter, device)
-    if nhwc and channels_last == "auto":
-        nhwc = _channels_last_works(net, train_iter, device)
+    if channels_last == "auto":
+        batch_size = getattr(train_iter, "batch_size", None) or 128
+        nhwc = _faster_layout(net, train_iter, device, dtype, batch_size)
+    else:
+        nhwc = bool(channels_last)
+        net.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
     num_batches = len(train_iter)
     opt = _optimizer(optimizer, net.parameters(), lr, momentum, weight_decay, device)
     sched = _scheduler(schedule, opt, lr, num_epochs * num_batches)

@@ -76,7 +76,11 @@ def test_train_ch6_accepts_a_torch_dataloader(fashion_small):
 
 
 class BreakAt(nn.Module):
-    """Identity until call number ``at``, then injects NaN or raises KeyboardInterrupt."""
+    """Identity until call number ``at``, then injects NaN or raises KeyboardInterrupt.
+
+    Counts training-mode calls, so the tests fix the layout: ``channels_last='auto'`` would add
+    the calls of its timing passes.
+    """
 
     def __init__(self, at: int, what: str) -> None:
         super().__init__()
@@ -96,7 +100,7 @@ def test_nan_loss_stops_with_epoch_batch_and_advice(small_iters):
     train_iter, test_iter = small_iters  # 24 batches per epoch
     net = nn.Sequential(small_cnn(), BreakAt(24 + 3, "nan"))
     with pytest.raises(FloatingPointError, match=r"NaN in epoch 2, batch 3 of 24") as err:
-        d2l.train(net, train_iter, test_iter, 3, 0.05, "cpu", plot=False)
+        d2l.train(net, train_iter, test_iter, 3, 0.05, "cpu", plot=False, channels_last=False)
     assert "try lr=0.005" in str(err.value)
     assert len(err.value.history) == 1  # the finished epoch is kept
 
@@ -105,7 +109,8 @@ def test_ctrl_c_keeps_weights_history_and_checkpoint(small_iters, tmp_path):
     train_iter, test_iter = small_iters
     net = nn.Sequential(small_cnn(), BreakAt(24 + 5, "interrupt"))
     ckpt = tmp_path / "run.pt"
-    history = d2l.train(net, train_iter, test_iter, 3, 0.05, "cpu", checkpoint=ckpt, plot=False)
+    history = d2l.train(net, train_iter, test_iter, 3, 0.05, "cpu", checkpoint=ckpt, plot=False,
+                        channels_last=False)  # fmt: skip
     assert history.interrupted and len(history) == 1
     # the weights are the trained ones, not reset: the model predicts well above chance
     assert d2l.evaluate_accuracy_gpu(net, test_iter) > 0.3
@@ -231,3 +236,26 @@ def test_trainer_optimizers_step_like_torchs_reference_implementation(name, mome
     for p, q in zip(ours.parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
     assert all(not torch.equal(p, b) for p, b in zip(ours.parameters(), before, strict=True))
+
+
+def test_layout_timing_leaves_the_model_and_random_state_as_they_were(small_iters):
+    """channels_last='auto' times training passes in both layouts before training starts."""
+    from d2lcnn.train import _faster_layout
+
+    train_iter, _ = small_iters
+    net = d2l.models.bn_lenet_scratch()  # the book's BatchNorm replaces its buffer tensors
+    net(torch.rand(2, 1, 28, 28))  # one pass, so the statistics are not the initial ones
+    net.eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    torch.manual_seed(1)
+    nhwc = _faster_layout(net, train_iter, torch.device("cpu"), None, 128)
+    after_draw = torch.rand(3)
+    torch.manual_seed(1)
+    assert torch.equal(after_draw, torch.rand(3))  # the random-number stream was not used up
+    assert isinstance(nhwc, bool)
+    assert not net.training  # the mode is restored
+    assert all(p.grad is None for p in net.parameters())
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    fmt = torch.channels_last if nhwc else torch.contiguous_format
+    assert net[0].weight.is_contiguous(memory_format=fmt)  # the model is left in the chosen layout
