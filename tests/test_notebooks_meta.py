@@ -3,6 +3,7 @@ cells, stored outputs from a clean run, the shared setup cell, and the reference
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -119,3 +120,53 @@ def test_readme_tables_are_generated_from_the_stored_runs():
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout
+
+
+class _EarlierCells(dict):
+    """Names a setting cell takes from earlier cells (a model architecture, say) read as None."""
+
+    def __missing__(self, key: str) -> None:
+        return None
+
+
+def _setting_values(source: str, setting: str) -> dict:
+    """num_epochs, resize and train_size that a setting cell picks for ``setting``.
+
+    Runs only the cell's ``if setting == ...`` block (not its training) and reads the ``resize``
+    and ``train_size`` arguments of its data-loading call, if any.
+    """
+    tree = ast.parse(IGNORE.sub("", source))
+    scope = _EarlierCells(setting=setting)
+    for stmt in tree.body:
+        if isinstance(stmt, ast.If):
+            exec(compile(ast.Module(body=[stmt], type_ignores=[]), "<setting>", "exec"), {}, scope)
+    values = {"num_epochs": scope["num_epochs"], "resize": None, "train_size": None}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and "load_data" in ast.unparse(node.func):
+            for kw in node.keywords:
+                if kw.arg in ("resize", "train_size"):
+                    values[kw.arg] = eval(ast.unparse(kw.value), {}, scope)
+    return values
+
+
+@pytest.mark.parametrize("name", TRAINING)
+def test_stored_main_run_matches_the_settings_in_the_code(name):
+    """The stored training output must come from the code as it stands (no stale runs)."""
+    nb = load(name)
+    setting_cells = [c for c in nb.cells if c.cell_type == "code" and "pick_setting(" in c.source]
+    main = next(c for c in nb.cells if "main-run" in c.metadata.get("tags", []))
+    text = stored_text(nbformat.v4.new_notebook(cells=[main]))
+    run = re.search(r"(quick|full) mode: ([\d,]+) train / [\d,]+ test images of 1x(\d+)x\d+, "
+                    r"(\d+) epochs", text)  # fmt: skip
+    assert run, text[:300]
+    if run.group(1) == "quick" or not setting_cells:
+        return
+    cell = setting_cells[0]
+    picked = re.search(
+        r"^setting: (\w+)", stored_text(nbformat.v4.new_notebook(cells=[cell])), re.M
+    )
+    assert picked, f"{name}: the setting cell has no stored 'setting:' line"
+    values = _setting_values(cell.source, picked.group(1))
+    assert int(run.group(2).replace(",", "")) == (values["train_size"] or 60_000), name
+    assert int(run.group(3)) == (values["resize"] or 28), name
+    assert int(run.group(4)) == values["num_epochs"], name
