@@ -7,6 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 BENCH  ?= .venv-bench
+SWITCH_MODELS ?= lenet,bn_lenet,resnet18,densenet,googlenet,nin,alexnet,vgg11_4
 
 .PHONY: setup lab test lint bench-env bench clean
 
@@ -42,11 +43,17 @@ $(BENCH)/.installed: requirements.txt
 	$(BENCH)/bin/python -m pip install pandas scipy requests psutil
 	touch $(BENCH)/.installed
 
-bench: bench-env
-	$(BENCH)/bin/python benchmarks/vs_d2l.py --models lenet,bn_lenet --repeats 3 --epochs 1 \
-		--subset 10000 --test-subset 1000 --output benchmarks/results/cpu-28px.md
+bench: bench-env setup
+	$(BENCH)/bin/python benchmarks/vs_d2l.py --models lenet,bn_lenet --repeats 3 --epochs 3 \
+		--subset 60000 --test-subset 10000 --output benchmarks/results/cpu-28px.md
 	$(BENCH)/bin/python benchmarks/vs_d2l.py --models alexnet,vgg11_4,nin,googlenet,resnet18,densenet \
 		--epochs 1 --subset-large 768 --test-subset 500 --scaling --output benchmarks/results/cpu-large.md
+	{ echo "Speed switches of \`d2lcnn.train\`, training examples/s (\`python benchmarks/switches.py\`, $$(date +%F)):"; \
+	  echo; $(BIN)/python benchmarks/switches.py --models $(SWITCH_MODELS); } > benchmarks/results/cpu-switches.md
+	{ echo "Optimizer steps, foreach vs fused (\`python benchmarks/optimizer_step.py\`, $$(date +%F)):"; \
+	  echo; $(BIN)/python benchmarks/optimizer_step.py; } > benchmarks/results/cpu-optimizer-step.md
+	{ echo "torch.compile, cost and gain (\`python benchmarks/compile_cost.py\`, $$(date +%F)):"; \
+	  echo; $(BIN)/python benchmarks/compile_cost.py; } > benchmarks/results/cpu-compile.md
 	$(BENCH)/bin/python scripts/results_table.py
 
 clean:
