@@ -162,7 +162,12 @@ def _probe_batch(data_iter: Iterable, device: torch.device, size: int) -> tuple:
 
 def _step_seconds(net: nn.Module, X: torch.Tensor, y: torch.Tensor, nhwc: bool,
                   dtype: torch.dtype | None) -> float:  # fmt: skip
-    """Seconds of one forward + backward pass in one memory format (after one warm-up pass)."""
+    """Seconds of one forward + backward pass in one memory format.
+
+    A first pass also pays one-time costs (choosing kernels, allocating memory); when it is fast
+    those costs matter and a second pass is timed, when it is slow (over 0.3 s: a large model on
+    a CPU) they do not, and the first pass is the measurement.
+    """
     fmt = torch.channels_last if nhwc else torch.contiguous_format
     net.to(memory_format=fmt)
     X = X.contiguous(memory_format=fmt)
@@ -176,7 +181,9 @@ def _step_seconds(net: nn.Module, X: torch.Tensor, y: torch.Tensor, nhwc: bool,
         loss.backward()
         if X.is_cuda:
             torch.cuda.synchronize()
-        seconds = time.perf_counter() - tic  # the second pass: kernels chosen, memory allocated
+        seconds = time.perf_counter() - tic
+        if seconds > 0.3:
+            break
     return seconds
 
 
@@ -187,12 +194,13 @@ def _faster_layout(net: nn.Module, data_iter: Iterable, device: torch.device,
     Which layout wins depends on the model, the device and the batch size (on this course's
     2-core CPU: NHWC +10-35 % for AlexNet ... DenseNet, +25 % for LeNet, -30 % for BN-LeNet, whose
     batch norm on 6 channels is slow in NHWC; ``benchmarks/switches.py``). So the trainer measures,
-    like ``cudnn.benchmark`` does for kernels: one warm-up and one timed forward + backward pass in
-    each layout on a training batch (at most 32 images on a CPU, where a pass is slow). The weights,
+    like ``cudnn.benchmark`` does for kernels: a timed forward + backward pass in each layout on a
+    training batch (at most 16 images on a CPU, where a pass is slow; about 1.5 s for AlexNet at
+    224 px on a 2-core CPU, after a warm-up pass for models fast enough to need one). The weights,
     gradients, batch-norm statistics and random-number state are left as they were. A model that
     calls ``.view()`` on a convolution's output cannot run in NHWC: it keeps NCHW, with a notice.
     """
-    X, y = _probe_batch(data_iter, device, batch_size if device.type != "cpu" else 32)
+    X, y = _probe_batch(data_iter, device, batch_size if device.type != "cpu" else 16)
     if X.ndim != 4:
         return False
     # batch-norm running statistics, by name: a layer may replace its buffer tensors (d2l's BN)
