@@ -13,41 +13,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 # Measure a first compile, as on a learner's machine, not one served from inductor's disk cache.
 os.environ.setdefault("TORCHINDUCTOR_FORCE_DISABLE_CACHES", "1")
 
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
+from switches import train_steps  # noqa: E402  (benchmarks/ is on sys.path for its scripts)
 
 import d2lcnn as d2l  # noqa: E402
 
 
 def measure(model: str, device: torch.device, compiled: bool, batches: int) -> tuple[float, float]:
-    recipe = d2l.MODELS[model]
-    arrays = d2l.load_arrays()
-    n = recipe.batch_size * (batches + 2)
-    it = d2l.ImageBatches(arrays.train_images[:n], arrays.train_labels[:n], recipe.batch_size,
-                          resize=recipe.resize).to(device)  # fmt: skip
-    torch.manual_seed(0)
-    net = recipe.build().to(device)
-    opt = torch.optim.SGD(net.parameters(), lr=0.01)
-    step_model = torch.compile(net) if compiled else net
-    tic, first, seen = time.perf_counter(), 0.0, 0
-    for i, (X, y) in enumerate(it):
-        if i == 2:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            first, tic, seen = time.perf_counter() - tic, time.perf_counter(), 0
-        loss = nn.functional.cross_entropy(step_model(X), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        seen += y.shape[0]
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return first, seen / (time.perf_counter() - tic)
+    """(seconds of the first two steps, examples/s after them), eager or compiled, fp32 NCHW."""
+    images = d2l.MODELS[model].batch_size * batches
+    return train_steps(model, device, False, "fp32", images, compiled=compiled)
 
 
 def main() -> int:

@@ -29,8 +29,13 @@ VARIANTS = {
 }
 
 
-def steps_per_second(model: str, device: torch.device, channels_last: bool, precision: str,
-                     images: int) -> float:  # fmt: skip
+def train_steps(model: str, device: torch.device, channels_last: bool, precision: str,
+                images: int, compiled: bool = False) -> tuple[float, float]:  # fmt: skip
+    """(seconds of the first two steps, examples/s after them) of SGD training on real batches.
+
+    The first two steps are warm-up: kernel choice, memory allocation, and with ``compiled``
+    the ``torch.compile`` of the model.
+    """
     recipe = d2l.MODELS[model]
     arrays = d2l.load_arrays()
     batch = recipe.batch_size
@@ -41,25 +46,32 @@ def steps_per_second(model: str, device: torch.device, channels_last: bool, prec
     net = recipe.build().to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
+    step_model = torch.compile(net) if compiled else net
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     dtype = autocast_dtype(device, precision)
-    seen = 0
+    tic, warm_up, seen = time.perf_counter(), 0.0, 0
     for i, (X, y) in enumerate(it):
         if i == 2:  # two warm-up steps
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            tic, seen = time.perf_counter(), 0
+            warm_up, tic, seen = time.perf_counter() - tic, time.perf_counter(), 0
         if channels_last:
             X = X.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            loss = nn.functional.cross_entropy(net(X), y)
+            loss = nn.functional.cross_entropy(step_model(X), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         seen += y.shape[0]
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return seen / (time.perf_counter() - tic)
+    return warm_up, seen / (time.perf_counter() - tic)
+
+
+def steps_per_second(model: str, device: torch.device, channels_last: bool, precision: str,
+                     images: int) -> float:  # fmt: skip
+    """Training examples/s after two warm-up steps."""
+    return train_steps(model, device, channels_last, precision, images)[1]
 
 
 def auto_layout(model: str, device: torch.device) -> str:
