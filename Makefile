@@ -11,6 +11,12 @@ SWITCH_MODELS ?= lenet,bn_lenet,resnet18,densenet,googlenet,nin,alexnet,vgg11_4
 
 .PHONY: setup lab test lint bench-env bench clean
 
+comma := ,
+# $(call bench_md,TITLE,SCRIPT AND ARGS,FILE): run benchmarks/SCRIPT, store its table under a
+# dated title in benchmarks/results/FILE (the README's speed section is built from these files)
+bench_md = { echo "$(1) (\`python benchmarks/$(2)\`, $$(date +%F)):"; echo; \
+	$(BIN)/python benchmarks/$(2); } > benchmarks/results/$(3)
+
 setup: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
@@ -48,12 +54,9 @@ bench: bench-env setup
 		--subset 60000 --test-subset 10000 --output benchmarks/results/cpu-28px.md
 	$(BENCH)/bin/python benchmarks/vs_d2l.py --models alexnet,vgg11_4,nin,googlenet,resnet18,densenet \
 		--epochs 1 --subset-large 768 --test-subset 500 --scaling --output benchmarks/results/cpu-large.md
-	{ echo "Speed switches of \`d2lcnn.train\`, training examples/s (\`python benchmarks/switches.py\`, $$(date +%F)):"; \
-	  echo; $(BIN)/python benchmarks/switches.py --models $(SWITCH_MODELS); } > benchmarks/results/cpu-switches.md
-	{ echo "Optimizer steps, foreach vs fused (\`python benchmarks/optimizer_step.py\`, $$(date +%F)):"; \
-	  echo; $(BIN)/python benchmarks/optimizer_step.py; } > benchmarks/results/cpu-optimizer-step.md
-	{ echo "torch.compile, cost and gain (\`python benchmarks/compile_cost.py\`, $$(date +%F)):"; \
-	  echo; $(BIN)/python benchmarks/compile_cost.py; } > benchmarks/results/cpu-compile.md
+	$(call bench_md,Speed switches of \`d2lcnn.train\`$(comma) training examples/s,switches.py --models $(SWITCH_MODELS),cpu-switches.md)
+	$(call bench_md,Optimizer steps$(comma) foreach vs fused,optimizer_step.py,cpu-optimizer-step.md)
+	$(call bench_md,torch.compile$(comma) cost and gain,compile_cost.py,cpu-compile.md)
 	$(BENCH)/bin/python scripts/results_table.py
 
 clean:

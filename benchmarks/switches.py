@@ -81,7 +81,7 @@ def auto_layout(model: str, device: torch.device) -> str:
     it = d2l.ImageBatches(arrays.train_images[:256], arrays.train_labels[:256],
                           recipe.batch_size, resize=recipe.resize).to(device)  # fmt: skip
     net = recipe.build().to(device)
-    nhwc = _faster_layout(net, it, device, autocast_dtype(device, "auto"), recipe.batch_size)
+    nhwc = _faster_layout(net, it, device, autocast_dtype(device, "auto"))
     return "channels_last" if nhwc else "NCHW"
 
 

@@ -150,13 +150,14 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
-def _probe_batch(data_iter: Iterable, device: torch.device, size: int) -> tuple:
-    """Up to ``size`` training examples, without advancing an ImageBatches' shuffling."""
+def _probe_batch(data_iter: Iterable, device: torch.device, limit: int | None) -> tuple:
+    """A training batch (at most ``limit`` examples), without advancing an ImageBatches' shuffling."""
     if isinstance(data_iter, ImageBatches):
+        size = data_iter.batch_size if limit is None else limit
         X, y = data_iter._make(slice(0, min(size, data_iter.num_examples)))
     else:
         X, y = next(iter(data_iter))
-        X, y = X[:size], y[:size]
+        X, y = X[:limit], y[:limit]
     return X.to(device), y.to(device)
 
 
@@ -188,7 +189,7 @@ def _step_seconds(net: nn.Module, X: torch.Tensor, y: torch.Tensor, nhwc: bool,
 
 
 def _faster_layout(net: nn.Module, data_iter: Iterable, device: torch.device,
-                   dtype: torch.dtype | None, batch_size: int) -> bool:  # fmt: skip
+                   dtype: torch.dtype | None) -> bool:  # fmt: skip
     """``channels_last='auto'``: time a training pass in NHWC and NCHW, keep the faster.
 
     Which layout wins depends on the model, the device and the batch size (on this course's
@@ -200,7 +201,7 @@ def _faster_layout(net: nn.Module, data_iter: Iterable, device: torch.device,
     gradients, batch-norm statistics and random-number state are left as they were. A model that
     calls ``.view()`` on a convolution's output cannot run in NHWC: it keeps NCHW, with a notice.
     """
-    X, y = _probe_batch(data_iter, device, batch_size if device.type != "cpu" else 16)
+    X, y = _probe_batch(data_iter, device, 16 if device.type == "cpu" else None)
     if X.ndim != 4:
         return False
     # batch-norm running statistics, by name: a layer may replace its buffer tensors (d2l's BN)
@@ -279,13 +280,8 @@ def _optimizer(
     fused = device.type in ("cpu", "cuda")
     name = name.lower()
     if name == "sgd":
-        if fused and momentum > 0:
-            return torch.optim.SGD(
-                params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=True
-            )
-        return torch.optim.SGD(
-            params, lr=lr, momentum=momentum, weight_decay=weight_decay, foreach=True
-        )
+        step = {"fused": True} if fused and momentum > 0 else {"foreach": True}
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, **step)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
     if name == "adamw":
@@ -350,8 +346,7 @@ def train(
     net.to(device)
     train_iter, test_iter = _to_device(train_iter, device), _to_device(test_iter, device)
     if channels_last == "auto":
-        batch_size = getattr(train_iter, "batch_size", None) or 128
-        nhwc = _faster_layout(net, train_iter, device, dtype, batch_size)
+        nhwc = _faster_layout(net, train_iter, device, dtype)
     else:
         nhwc = bool(channels_last)
         net.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)

@@ -248,7 +248,7 @@ def test_layout_timing_leaves_the_model_and_random_state_as_they_were(small_iter
     net.eval()
     before = {k: v.clone() for k, v in net.state_dict().items()}
     torch.manual_seed(1)
-    nhwc = _faster_layout(net, train_iter, torch.device("cpu"), None, 128)
+    nhwc = _faster_layout(net, train_iter, torch.device("cpu"), None)
     after_draw = torch.rand(3)
     torch.manual_seed(1)
     assert torch.equal(after_draw, torch.rand(3))  # the random-number stream was not used up
