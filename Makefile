@@ -57,6 +57,7 @@ bench: bench-env setup
 	$(call bench_md,Speed switches of \`d2lcnn.train\`$(comma) training examples/s,switches.py --models $(SWITCH_MODELS),cpu-switches.md)
 	$(call bench_md,Optimizer steps$(comma) foreach vs fused,optimizer_step.py,cpu-optimizer-step.md)
 	$(call bench_md,torch.compile$(comma) cost and gain,compile_cost.py,cpu-compile.md)
+	$(call bench_md,Freed memory kept in the process vs handed back to the kernel,cpu_memory.py,cpu-memory.md)
 	$(BENCH)/bin/python scripts/results_table.py
 
 clean:

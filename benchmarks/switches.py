@@ -30,12 +30,16 @@ VARIANTS = {
 
 
 def train_steps(model: str, device: torch.device, channels_last: bool, precision: str,
-                images: int, compiled: bool = False) -> tuple[float, float]:  # fmt: skip
+                images: int, compiled: bool = False,
+                keep_cpu_memory: bool = True) -> tuple[float, float]:  # fmt: skip
     """(seconds of the first two steps, examples/s after them) of SGD training on real batches.
 
     The first two steps are warm-up: kernel choice, memory allocation, and with ``compiled``
-    the ``torch.compile`` of the model.
+    the ``torch.compile`` of the model. ``keep_cpu_memory`` sets the process's malloc up as
+    ``d2l.train`` does on a CPU (``benchmarks/cpu_memory.py`` measures it off, in fresh processes).
     """
+    if keep_cpu_memory and device.type == "cpu":
+        d2l.device.keep_freed_cpu_memory()
     recipe = d2l.MODELS[model]
     arrays = d2l.load_arrays()
     batch = recipe.batch_size

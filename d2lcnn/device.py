@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import platform
 import sys
 from pathlib import Path
 
@@ -18,6 +20,7 @@ __all__ = [
     "cpu_has_bf16",
     "autocast_dtype",
     "describe_device",
+    "keep_freed_cpu_memory",
 ]
 
 
@@ -135,3 +138,33 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads)"
     return str(device)
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+
+
+@functools.cache
+def keep_freed_cpu_memory() -> bool:
+    """Let this process reuse the memory PyTorch frees on the CPU instead of handing it back.
+
+    A training step on a CPU frees and re-allocates every activation and gradient buffer. glibc's
+    malloc serves big blocks (above 128 KiB to 32 MiB, a threshold it adapts as it goes) straight
+    from the kernel with ``mmap`` and returns them on ``free``, so every step pays page faults that
+    zero fresh pages: 15-25 % of the CPU time of a LeNet or ResNet-18 step went to the kernel here,
+    and LeNet's speed flipped between ~11k and ~17k examples/s with the adapted threshold
+    (``benchmarks/cpu_memory.py``). This sets ``M_MMAP_MAX=0`` (big blocks come from the heap too)
+    and ``M_TRIM_THRESHOLD=1 GiB`` (freed heap stays with the process), once per process.
+
+    The price: the process keeps the memory of its largest step until it exits (peak memory
+    measured in the same benchmark). Process-wide; ``d2l.train`` calls it when it trains on a CPU
+    unless ``keep_cpu_memory=False``. Returns whether it applied (only on Linux with glibc).
+    """
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))

@@ -14,6 +14,10 @@ One readable loop. What makes it fast, each switch explicit:
   convolution's output cannot run on NHWC activations: ``'auto'`` keeps NCHW and says so;
 * fused optimizer steps for Adam, AdamW and SGD with momentum (``benchmarks/optimizer_step.py``:
   4-6x faster steps than foreach for AlexNet's, VGG's and ResNet's parameters on a 2-core CPU);
+* ``keep_cpu_memory=True`` (CPU): glibc's malloc keeps freed blocks for the next step instead of
+  handing them back to the kernel and faulting in fresh zeroed pages every step
+  (``benchmarks/cpu_memory.py``: LeNet ~1.4x, ResNet-18 ~1.15x on a 2-core CPU; a process-wide
+  setting, see :func:`d2lcnn.device.keep_freed_cpu_memory`);
 * ``compile=True``: ``torch.compile``, off by default: on a 2-core CPU a first compile of LeNet
   takes about 11 s and the compiled steps were no faster (``benchmarks/compile_cost.py``).
 """
@@ -34,7 +38,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import ImageBatches
-from .device import autocast_dtype, describe_device, resolve_device
+from .device import autocast_dtype, describe_device, keep_freed_cpu_memory, resolve_device
 from .metrics import correct_count
 from .plot import Animator, in_notebook
 from .quick import QUICK_EPOCHS, is_quick, quick_banner
@@ -315,6 +319,7 @@ def train(
     precision: str = "auto",
     channels_last: bool | str = "auto",
     compile: bool = False,
+    keep_cpu_memory: bool = True,
     init: str | None = "xavier",
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
@@ -331,8 +336,11 @@ def train(
     so far (``history.interrupted``). A loss that becomes NaN or inf raises ``FloatingPointError``
     naming the epoch and batch. In quick mode (``D2LCNN_QUICK=1``) epochs are capped.
     ``plot='auto'`` draws a live figure in Jupyter and shows a progress bar elsewhere.
+    ``keep_cpu_memory`` (on a CPU): see :func:`d2lcnn.device.keep_freed_cpu_memory`.
     """
     device = resolve_device(device)
+    if keep_cpu_memory and device.type == "cpu":
+        keep_freed_cpu_memory()
     if is_quick() and num_epochs > QUICK_EPOCHS:
         quick_banner(f"training {QUICK_EPOCHS} epoch(s) instead of {num_epochs}")
         num_epochs = QUICK_EPOCHS

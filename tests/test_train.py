@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import platform
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -259,3 +263,47 @@ def test_layout_timing_leaves_the_model_and_random_state_as_they_were(small_iter
         assert torch.equal(v, before[k]), k
     fmt = torch.channels_last if nhwc else torch.contiguous_format
     assert net[0].weight.is_contiguous(memory_format=fmt)  # the model is left in the chosen layout
+
+
+MALLOC_PROBE = """
+import ctypes, json, sys, torch
+import d2lcnn as d2l
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks",
+                "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+
+def mmapped_blocks_for_a_64_mib_tensor():
+    base = libc.mallinfo2().hblks
+    x = torch.empty(16 * 2**20)
+    n = libc.mallinfo2().hblks - base
+    del x
+    return n
+
+before = mmapped_blocks_for_a_64_mib_tensor()
+s = d2l.load_arrays()
+it = d2l.ImageBatches(s.train_images[:256], s.train_labels[:256], 128)
+torch.manual_seed(0)
+net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+d2l.train(net, it, it, 1, 0.1, "cpu", plot=False, verbose=False, keep_cpu_memory=KEEP)
+print(json.dumps([before, mmapped_blocks_for_a_64_mib_tensor()]))
+"""
+
+
+@pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"),
+    reason="keep_freed_cpu_memory tunes glibc's malloc",
+)
+@pytest.mark.parametrize("keep", [True, False])
+def test_training_on_the_cpu_keeps_freed_memory_in_the_process(keep):
+    # A fresh process: the malloc setting is process-wide. 64 MiB is above glibc's largest mmap
+    # threshold, so by default such a tensor gets its own mmap (returned to the kernel on free);
+    # after train() on a CPU it comes from the heap, which keeps freed memory for the next step.
+    code = MALLOC_PROBE.replace("KEEP", str(keep))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, after = json.loads(out.stdout.strip().splitlines()[-1])
+    assert before == 1
+    assert after == (0 if keep else 1)
