@@ -100,8 +100,8 @@ def bench_section() -> str:
         parts.append(path.read_text().strip())
     reproduce = (
         "Reproduce with `make bench` (CPU) or, on a GPU machine, `make bench-env` then "
-        "`.venv-bench/bin/python benchmarks/vs_d2l.py --device cuda --subset 60000 --scaling "
-        "--output benchmarks/results/gpu.md`, and `python scripts/results_table.py`."
+        "`bash scripts/gpu_session.sh bench` (it writes `benchmarks/results/gpu.md`; on a machine "
+        "without Jupyter or network see CONTRIBUTING.md), and `python scripts/results_table.py`."
     )
     return "\n\n".join(parts + [reproduce]) if parts else "No benchmark recorded yet. " + reproduce
 
