@@ -16,8 +16,8 @@ One readable loop. What makes it fast, each switch explicit:
   4-6x faster steps than foreach for AlexNet's, VGG's and ResNet's parameters on a 2-core CPU);
 * ``keep_cpu_memory=True`` (CPU): glibc's malloc keeps freed blocks for the next step instead of
   handing them back to the kernel and faulting in fresh zeroed pages every step
-  (``benchmarks/cpu_memory.py``: LeNet ~1.4x, ResNet-18 ~1.15x on a 2-core CPU; a process-wide
-  setting, see :func:`d2lcnn.device.keep_freed_cpu_memory`);
+  (``benchmarks/cpu_memory.py`` on a 2-core CPU: LeNet 1.37x, ResNet-18 1.17x, DenseNet 1.56x,
+  peak memory +6-35 %; a process-wide setting, see :func:`d2lcnn.device.keep_freed_cpu_memory`);
 * ``compile=True``: ``torch.compile``, off by default: on a 2-core CPU a first compile of LeNet
   takes about 11 s and the compiled steps were no faster (``benchmarks/compile_cost.py``).
 """
