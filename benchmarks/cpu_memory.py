@@ -21,7 +21,8 @@ import sys
 
 import d2lcnn as d2l
 
-# images per measurement by input size; layouts as channels_last='auto' picks them here
+# images per measurement by input size; the layout that won for each model in
+# benchmarks/switches.py (fixed here: one 16-image timing per process would add its noise)
 IMAGES = {28: 15360, 96: 512, 224: 256}
 NCHW_MODELS = {"bn_lenet"}
 

@@ -153,8 +153,9 @@ def keep_freed_cpu_memory() -> bool:
     from the kernel with ``mmap`` and returns them on ``free``, so every step pays page faults that
     zero fresh pages: on a 2-core CPU 16-35 % of the CPU time of a LeNet, ResNet-18 or DenseNet
     step went to the kernel, and LeNet's speed flipped between ~11k and ~17k examples/s with the
-    adapted threshold. Kept, the steps ran 1.05-1.56x faster (``benchmarks/cpu_memory.py``). This sets ``M_MMAP_MAX=0`` (big blocks come from the heap too)
-    and ``M_TRIM_THRESHOLD=1 GiB`` (freed heap stays with the process), once per process.
+    adapted threshold. Kept, the steps ran 1.05-1.56x faster (``benchmarks/cpu_memory.py``).
+    This sets ``M_MMAP_MAX=0`` (big blocks come from the heap too) and ``M_TRIM_THRESHOLD=1 GiB``
+    (freed heap stays with the process), once per process.
 
     The price: the process keeps the memory of its largest step until it exits (peak memory
     measured in the same benchmark). Process-wide; ``d2l.train`` calls it when it trains on a CPU

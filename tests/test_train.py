@@ -266,7 +266,7 @@ def test_layout_timing_leaves_the_model_and_random_state_as_they_were(small_iter
 
 
 MALLOC_PROBE = """
-import ctypes, json, sys, torch
+import ctypes, json, torch
 import d2lcnn as d2l
 
 class MallInfo2(ctypes.Structure):
