@@ -19,7 +19,7 @@ from torch import nn
 
 import d2lcnn as d2l
 from d2lcnn.device import autocast_dtype
-from d2lcnn.train import _faster_layout
+from d2lcnn.layout import faster_layout as _faster_layout
 
 VARIANTS = {
     "fp32": dict(channels_last=False, precision="fp32"),

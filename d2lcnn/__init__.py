@@ -1,9 +1,23 @@
 """d2lcnn: the helper package of the d2lcnn course on convolutional neural networks.
 
 ``import d2lcnn as d2l`` runs code written for the d2l book's PyTorch helpers (the names the CNN
-chapters use), on current Python, numpy and PyTorch.
+chapters use), on current Python, numpy and PyTorch: the classic functions of d2l 0.17 and
+d2l-zh (``train_ch6``, ``load_data_fashion_mnist``) and the class API of d2l 1.0, the current
+d2l.ai (``Classifier``, ``Trainer``, ``FashionMNIST``).
 """
 
+from .checkpoint import load_checkpoint, save_checkpoint
+from .classes import (
+    Classifier,
+    DataModule,
+    FashionMNIST,
+    HyperParameters,
+    Module,
+    ProgressBoard,
+    Trainer,
+    add_to_class,
+    init_cnn,
+)
 from .data import (
     FASHION_MNIST_LABELS,
     DataError,
@@ -16,7 +30,7 @@ from .data import (
 )
 from .device import cpu, gpu, num_gpus, resolve_device, try_all_gpus, try_gpu
 from .metrics import Accumulator, Timer, accuracy
-from .models import MODELS
+from .models import MODELS, ResNeXtBlock
 from .ops import (
     batch_norm,
     conv_output_size,
@@ -33,8 +47,7 @@ from .train import (
     EpochStats,
     History,
     evaluate_accuracy_gpu,
-    load_checkpoint,
-    save_checkpoint,
+    init_xavier,
     train,
     train_ch6,
 )
@@ -46,6 +59,9 @@ __all__ = [
     "Accumulator", "Animator", "Timer", "accuracy", "corr2d", "cpu", "evaluate_accuracy_gpu",
     "get_fashion_mnist_labels", "gpu", "load_data_fashion_mnist", "num_gpus", "plt",
     "set_figsize", "show_images", "train_ch6", "try_all_gpus", "try_gpu", "use_svg_display",
+    # d2l 1.0 class API (d2l.ai)
+    "Classifier", "DataModule", "FashionMNIST", "HyperParameters", "Module", "ProgressBoard",
+    "ResNeXtBlock", "Trainer", "add_to_class", "init_cnn",
     # data
     "FASHION_MNIST_LABELS", "DataError", "DataNotFoundError", "ImageBatches", "load_arrays",
     "load_data_mnist", "is_quick", "pick_setting",
@@ -53,7 +69,8 @@ __all__ = [
     "batch_norm", "conv_output_size", "corr2d_multi_in", "corr2d_multi_in_out",
     "corr2d_multi_in_out_1x1", "pool2d",
     # training
-    "EpochStats", "History", "load_checkpoint", "resolve_device", "save_checkpoint", "train",
+    "EpochStats", "History", "init_xavier", "load_checkpoint", "resolve_device", "save_checkpoint",
+    "train",
     # shapes and models
     "LayerError", "MODELS", "Summary", "layer_summary", "print_shapes",
 ]  # fmt: skip

@@ -244,8 +244,9 @@ def scaling(args: argparse.Namespace) -> str:
     from torch import nn
 
     import d2lcnn
+    from d2lcnn.device import autocast as _autocast
     from d2lcnn.device import autocast_dtype, keep_freed_cpu_memory
-    from d2lcnn.train import _autocast, _faster_layout
+    from d2lcnn.layout import faster_layout as _faster_layout
 
     device = d2lcnn.resolve_device(args.device)
     if device.type == "cpu":

@@ -264,6 +264,41 @@ def balanced_subset(labels: torch.Tensor, n: int, num_classes: int = 10) -> torc
     return torch.cat(picks).sort().values
 
 
+def _check_batch_size(batch_size: object) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        raise ValueError(
+            f"batch_size must be a positive integer, not {batch_size!r}"
+            + (f": use {int(batch_size)}." if isinstance(batch_size, float) else ".")
+        )
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, not {batch_size}.")
+    return int(batch_size)
+
+
+def _check_resize(resize: object) -> tuple[int, int] | None:
+    """``None``, a side length or an (H, W) pair of positive integers, as (H, W)."""
+    if resize is None:
+        return None
+    pair = tuple(resize) if isinstance(resize, list | tuple) else (resize, resize)
+    if len(pair) != 2 or not all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) and v > 0 for v in pair
+    ):
+        raise ValueError(
+            f"resize must be None, a positive integer (e.g. 224) or a pair (H, W) of positive "
+            f"integers, not {resize!r}."
+        )
+    return int(pair[0]), int(pair[1])
+
+
+def quick_train_size(batch_size: int) -> int:
+    """Training images in quick mode: ``QUICK_TRAIN``, or 5 batches when batches are larger.
+
+    Code written for d2l updates its plot every ``len(train_iter) // 5`` batches and divides by
+    that number: with fewer than 5 batches it fails with ZeroDivisionError.
+    """
+    return max(QUICK_TRAIN, 5 * batch_size)
+
+
 class _ImageDataset(torch.utils.data.Dataset):
     """Map-style view of an :class:`ImageBatches` (for ``len(it.dataset)`` and ``it.dataset[i]``)."""
 
@@ -296,15 +331,15 @@ class ImageBatches:
         resize: int | tuple[int, int] | None = None,
         seed: int | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, not {batch_size}.")
+        batch_size = _check_batch_size(batch_size)
+        resize = _check_resize(resize)
         if images.dtype != torch.uint8 or images.ndim not in (3, 4):
             raise ValueError("images must be a uint8 tensor of shape (N, H, W) or (N, 1, H, W).")
         self.images = images if images.ndim == 4 else images.unsqueeze(1)
         self.labels = labels
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size
         self.shuffle = shuffle
-        self.resize = (resize, resize) if isinstance(resize, int) else resize
+        self.resize = resize
         self.seed = int(torch.randint(2**62, ())) if seed is None else int(seed)
         self._generator = torch.Generator().manual_seed(self.seed)
         self._on_device: dict[str, ImageBatches] = {}
@@ -374,13 +409,15 @@ def _load(
     quick: bool | None,
     train_size: int | None,
 ) -> tuple[ImageBatches, ImageBatches]:
+    batch_size, resize = _check_batch_size(batch_size), _check_resize(resize)
     s = load_arrays(dataset, root)
     train_x, train_y, test_x, test_y = s.train_images, s.train_labels, s.test_images, s.test_labels
     if train_size is not None and train_size < len(train_y):
         keep = balanced_subset(train_y, train_size)
         train_x, train_y = train_x[keep], train_y[keep]
     if is_quick() if quick is None else quick:
-        tr, te = balanced_subset(train_y, QUICK_TRAIN), balanced_subset(test_y, QUICK_TEST)
+        tr = balanced_subset(train_y, min(quick_train_size(batch_size), len(train_y)))
+        te = balanced_subset(test_y, QUICK_TEST)
         train_x, train_y, test_x, test_y = train_x[tr], train_y[tr], test_x[te], test_y[te]
         quick_banner(f"{dataset}: {len(tr):,} train / {len(te):,} test images, class-balanced")
     train = ImageBatches(train_x, train_y, batch_size, shuffle=True, resize=resize, seed=seed)

@@ -18,7 +18,11 @@ __all__ = [
     "try_all_gpus",
     "resolve_device",
     "cpu_has_bf16",
+    "autocast",
     "autocast_dtype",
+    "cpu_auto_bf16",
+    "cuda_capability",
+    "precision_name",
     "describe_device",
     "keep_freed_cpu_memory",
 ]
@@ -111,24 +115,67 @@ def cpu_has_bf16() -> bool:
     return False
 
 
+_PRECISIONS = {
+    "auto": "auto",
+    "fp32": None, "float32": None, "32": None, "off": None,
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
+}  # fmt: skip
+
+
+def cuda_capability(device: torch.device) -> tuple[int, int]:
+    """The compute capability of a CUDA device, e.g. ``(9, 0)`` for an H100, ``(7, 5)`` a T4."""
+    return torch.cuda.get_device_capability(device)
+
+
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device`` (``None`` means plain float32).
 
-    ``'auto'``: bfloat16 on CUDA GPUs that support it and on CPUs with bf16 instructions,
-    float32 elsewhere. ``'bf16'`` forces bfloat16, ``'fp32'`` forces float32.
+    ``'bf16'``, ``'fp16'`` and ``'fp32'`` force that precision. ``'auto'`` chooses by what the
+    hardware does natively, not what it can emulate:
+
+    ======================================  =========================================
+    CUDA, capability >= 8.0 (A100, H100,    bfloat16
+    RTX 30xx/40xx, L4)
+    CUDA, capability 7.x (T4, V100,         float16, with loss scaling
+    RTX 20xx)                               (cuDNN has no bf16 convolutions below 8.0)
+    CUDA below 7.0                          float32
+    Apple mps                               float32 (unmeasured)
+    CPU                                     float32 unless :func:`cpu_auto_bf16`
+    ======================================  =========================================
+
+    ``torch.cuda.is_bf16_supported()`` is not asked: it answers True on a T4, where bf16 is
+    emulated. float16 needs loss scaling (:func:`d2lcnn.train` adds a ``GradScaler``).
     """
-    precision = precision.lower()
-    if precision in {"fp32", "float32", "32", "off"}:
-        return None
-    if precision in {"bf16", "bfloat16"}:
-        return torch.bfloat16
-    if precision != "auto":
-        raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', not {precision!r}.")
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    if device.type == "cpu" and cpu_has_bf16():
+    key = precision.lower() if isinstance(precision, str) else precision
+    if key not in _PRECISIONS:
+        raise ValueError(f"precision must be 'auto', 'bf16', 'fp16' or 'fp32', not {precision!r}.")
+    if key != "auto":
+        return _PRECISIONS[key]
+    if device.type == "cuda":
+        major = cuda_capability(device)[0]
+        return torch.bfloat16 if major >= 8 else torch.float16 if major == 7 else None
+    if device.type == "cpu" and cpu_auto_bf16():
         return torch.bfloat16
     return None
+
+
+def cpu_auto_bf16() -> bool:
+    """Whether ``precision='auto'`` trains in bfloat16 on this CPU.
+
+    Only where it is measured to win: see ``benchmarks/results/cpu-bf16.md``.
+    """
+    return False
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """How the trainer names a precision in its printed lines."""
+    return {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}.get(dtype, "fp32")
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """``torch.autocast`` to ``dtype`` on ``device``, or a no-op context for ``None``."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
 def describe_device(device: torch.device) -> str:

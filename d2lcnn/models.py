@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from .ops import batch_norm
 
 __all__ = [
-    "BatchNorm", "DenseBlock", "Inception", "MODELS", "Recipe", "Residual",
+    "BatchNorm", "DenseBlock", "Inception", "MODELS", "Recipe", "ResNeXtBlock", "Residual",
     "alexnet", "bn_lenet", "bn_lenet_scratch", "conv_block", "densenet", "googlenet", "lenet",
     "lenet_modern", "nin", "nin_block", "resnet18", "resnet_block", "transition_block", "vgg",
     "vgg_block", "vgg11", "VGG11_ARCH",
@@ -386,3 +386,39 @@ MODELS: dict[str, Recipe] = {
     "resnet18": Recipe(resnet18, 96, 0.05, 256, chapter="10_resnet"),
     "densenet": Recipe(densenet, 96, 0.1, 256, chapter="11_densenet"),
 }
+
+
+class ResNeXtBlock(nn.Module):
+    """d2l 1.0's ResNeXt block (lazy layers; its cnn-design section builds RegNetX from it).
+
+    1x1 convolution to ``num_channels * bot_mul`` channels, a grouped 3x3 convolution
+    (``groups`` channels per group, stride ``strides``), a 1x1 convolution back to
+    ``num_channels``, each with batch norm, plus a shortcut (a strided 1x1 convolution when
+    ``use_1x1conv``): (N, C_in, H, W) -> (N, num_channels, H / strides, W / strides).
+    """
+
+    def __init__(self, num_channels: int, groups: int, bot_mul: float,
+                 use_1x1conv: bool = False, strides: int = 1) -> None:  # fmt: skip
+        super().__init__()
+        bot_channels = int(round(num_channels * bot_mul))
+        self.conv1 = nn.LazyConv2d(bot_channels, kernel_size=1, stride=1)
+        self.conv2 = nn.LazyConv2d(bot_channels, kernel_size=3, stride=strides, padding=1,
+                                   groups=bot_channels // groups)  # fmt: skip
+        self.conv3 = nn.LazyConv2d(num_channels, kernel_size=1, stride=1)
+        self.bn1, self.bn2, self.bn3 = (
+            nn.LazyBatchNorm2d(),
+            nn.LazyBatchNorm2d(),
+            nn.LazyBatchNorm2d(),
+        )
+        self.conv4 = (
+            nn.LazyConv2d(num_channels, kernel_size=1, stride=strides) if use_1x1conv else None
+        )
+        self.bn4 = nn.LazyBatchNorm2d() if use_1x1conv else None
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        Y = F.relu(self.bn1(self.conv1(X)))
+        Y = F.relu(self.bn2(self.conv2(Y)))
+        Y = self.bn3(self.conv3(Y))
+        if self.conv4 is not None:
+            X = self.bn4(self.conv4(X))
+        return F.relu(Y + X)

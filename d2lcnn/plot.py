@@ -7,7 +7,9 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import torch
 
-__all__ = ["plt", "in_notebook", "set_figsize", "use_svg_display", "show_images", "Animator"]
+__all__ = [
+    "plt", "in_notebook", "set_figsize", "show_live", "use_svg_display", "show_images", "Animator",
+]  # fmt: skip
 
 
 def in_notebook() -> bool:
@@ -18,6 +20,19 @@ def in_notebook() -> bool:
         return False
     shell = get_ipython()
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def show_live(fig, handle=None):
+    """Show ``fig`` in the notebook, or redraw it in place where ``handle`` showed it before.
+
+    Returns the handle to pass next time. The figure stays in the notebook as one output.
+    """
+    from IPython.display import display
+
+    if handle is None:
+        return display(fig, display_id=True)
+    handle.update(fig)
+    return handle
 
 
 def use_svg_display() -> None:
@@ -128,12 +143,7 @@ class Animator:
                 self.Y[i].append(b)
         if self._live:
             self._draw()
-            from IPython.display import display
-
-            if self._handle is None:
-                self._handle = display(self.fig, display_id=True)
-            else:
-                self._handle.update(self.fig)
+            self._handle = show_live(self.fig, self._handle)
 
     def show(self):
         """Draw the curves and return the figure (save it with ``.savefig(path)``)."""

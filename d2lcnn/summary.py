@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["LayerError", "Summary", "layer_summary", "print_shapes"]
+__all__ = ["LayerError", "Summary", "check_forward", "layer_summary", "print_shapes"]
 
 
 class LayerError(RuntimeError):
@@ -101,6 +101,30 @@ def _example(net: nn.Module, X_or_shape: torch.Tensor | Sequence[int]) -> torch.
         return X_or_shape
     p = next(net.parameters(), None)
     return torch.rand(*X_or_shape, device=p.device if p is not None else "cpu")
+
+
+def _layers(net: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The layers a learner numbers: the direct children, looking through single-child wrappers
+    (a d2l 1.0 ``Classifier`` holds its layers in ``self.net``)."""
+    prefix, m = "", net
+    while len(children := list(m.named_children())) == 1 and list(children[0][1].children()):
+        prefix, m = f"{prefix}{children[0][0]}.", children[0][1]
+    return [(prefix + n, c) for n, c in children] or [("", net)]
+
+
+def check_forward(net: nn.Module, X: torch.Tensor) -> torch.Tensor:
+    """One forward pass of ``X`` in evaluation mode without gradients; return the output.
+
+    Lazy layers (``nn.LazyConv2d``, ``nn.LazyLinear``) take their shapes from it, and a layer that
+    fails raises :class:`LayerError` naming the layer, its input shape and what to set. Nothing
+    else changes: batch-norm statistics are not updated and no random numbers are drawn.
+    """
+    was_training = net.training
+    net.eval()
+    try:
+        return _run_with_hooks(net, X, _layers(net), lambda *args: None)
+    finally:
+        net.train(was_training)
 
 
 def print_shapes(net: nn.Module, X_or_shape: torch.Tensor | Sequence[int]) -> torch.Tensor:

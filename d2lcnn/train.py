@@ -1,14 +1,18 @@
 """The training loop: ``train()`` with the speed switches, and d2l's ``train_ch6`` on top of it.
 
-One readable loop. What makes it fast, each switch explicit:
+One loop, read top to bottom in four phases: :func:`_set_up` (device, lazy layers, initialisation,
+precision, layout, optimizer, checkpoint to resume), :func:`_train_epoch`, :func:`_evaluate` and
+:func:`_finish`. ``train_ch6``, the d2l 1.0 ``Trainer.fit`` (:mod:`d2lcnn.classes`) and the command
+line are ways into it. What makes it fast, each switch explicit:
 
 * data resident on the training device as uint8, batches by index, resize on the device
   (:class:`d2lcnn.data.ImageBatches`);
 * no host-device synchronisation per batch: loss and accuracy are summed on the device and read
   a few times per epoch (CUDA) — on the CPU reading them is free, so every batch is checked;
-* ``precision='auto'``: bfloat16 autocast on CUDA and on CPUs with bf16 instructions;
-* ``channels_last='auto'``: NHWC or NCHW memory format, whichever a timed training pass on the
-  first batch finds faster. Measured on a 2-core CPU (``benchmarks/switches.py``): NHWC is
+* ``precision='auto'``: bfloat16 autocast on CUDA GPUs of capability 8.0 and newer, float16 with
+  loss scaling on capability 7.x, float32 elsewhere (:func:`d2lcnn.device.autocast_dtype`);
+* ``channels_last='auto'``: NHWC or NCHW memory format, whichever timed training passes find
+  faster (:mod:`d2lcnn.layout`). Measured on a 2-core CPU (``benchmarks/switches.py``): NHWC is
   +10-35 % for AlexNet, VGG, NiN, GoogLeNet, ResNet, DenseNet and +25 % for LeNet, but -30 % for
   BN-LeNet, so no fixed choice is right for every model. A model that calls ``.view()`` on a
   convolution's output cannot run on NHWC activations: ``'auto'`` keeps NCHW and says so;
@@ -27,9 +31,8 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,11 +40,21 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .checkpoint import load_checkpoint, save_checkpoint
 from .data import ImageBatches
-from .device import autocast_dtype, describe_device, keep_freed_cpu_memory, resolve_device
+from .device import (
+    autocast,
+    autocast_dtype,
+    describe_device,
+    keep_freed_cpu_memory,
+    precision_name,
+    resolve_device,
+)
+from .layout import faster_layout, probe_batch
 from .metrics import correct_count
 from .plot import Animator, in_notebook
 from .quick import QUICK_EPOCHS, is_quick, quick_banner
+from .summary import LayerError, check_forward
 
 __all__ = [
     "EpochStats",
@@ -54,6 +67,8 @@ __all__ = [
     "train_ch6",
 ]
 
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
 
 @dataclass
 class EpochStats:
@@ -65,6 +80,7 @@ class EpochStats:
     test_acc: float
     seconds: float  #: wall-clock seconds of the training pass, data loading included
     examples_per_sec: float
+    test_loss: float = math.nan  #: mean loss on the test (validation) data
 
 
 @dataclass
@@ -74,6 +90,8 @@ class History:
     epochs: list[EpochStats] = field(default_factory=list)
     device: str = ""
     interrupted: bool = False  #: True when Ctrl-C stopped training early
+    precision: str = ""  #: 'fp32', 'bf16 autocast' or 'fp16 autocast'
+    channels_last: bool = False  #: the memory format training used
 
     def __len__(self) -> int:
         return len(self.epochs)
@@ -109,36 +127,6 @@ def init_xavier(m: nn.Module) -> None:
         nn.init.xavier_uniform_(m.weight)
 
 
-def save_checkpoint(path: str | os.PathLike, net: nn.Module, **extra: object) -> Path:
-    """Save ``{'model': net.state_dict(), **extra}`` atomically (temporary file, then rename).
-
-    An interrupted save never leaves a half-written file at ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"model": net.state_dict(), **extra}, f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
-def load_checkpoint(
-    path: str | os.PathLike, net: nn.Module, map_location: str | torch.device = "cpu"
-) -> dict:
-    """Load weights saved by :func:`save_checkpoint` into ``net`` (``weights_only=True``).
-
-    Returns the whole checkpoint dictionary (optimizer state, epoch, history, ...).
-    """
-    state = torch.load(path, map_location=map_location, weights_only=True)
-    net.load_state_dict(state["model"])
-    return state
-
-
 def _to_device(data_iter: Iterable, device: torch.device) -> Iterable:
     return data_iter.to(device) if isinstance(data_iter, ImageBatches) else data_iter
 
@@ -150,110 +138,31 @@ def _num_examples(data_iter: Iterable) -> int | None:
     return len(dataset) if dataset is not None and hasattr(dataset, "__len__") else None
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
-
-
-def _probe_batch(data_iter: Iterable, device: torch.device, limit: int | None) -> tuple:
-    """A training batch (at most ``limit`` examples), without advancing an ImageBatches' shuffling."""
-    if isinstance(data_iter, ImageBatches):
-        size = data_iter.batch_size if limit is None else limit
-        X, y = data_iter._make(slice(0, min(size, data_iter.num_examples)))
-    else:
-        X, y = next(iter(data_iter))
-        X, y = X[:limit], y[:limit]
-    return X.to(device), y.to(device)
-
-
-def _step_seconds(net: nn.Module, X: torch.Tensor, y: torch.Tensor, nhwc: bool,
-                  dtype: torch.dtype | None) -> float:  # fmt: skip
-    """Seconds of one forward + backward pass in one memory format.
-
-    A first pass also pays one-time costs (choosing kernels, allocating memory); when it is fast
-    those costs matter and a second pass is timed, when it is slow (over 0.3 s: a large model on
-    a CPU) they do not, and the first pass is the measurement.
-    """
-    fmt = torch.channels_last if nhwc else torch.contiguous_format
-    net.to(memory_format=fmt)
-    X = X.contiguous(memory_format=fmt)
-    seconds = math.inf
-    for _ in range(2):
-        if X.is_cuda:
-            torch.cuda.synchronize()
-        tic = time.perf_counter()
-        with _autocast(X.device, dtype):
-            loss = nn.functional.cross_entropy(net(X), y)
-        loss.backward()
-        if X.is_cuda:
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - tic
-        if seconds > 0.3:
-            break
-    return seconds
-
-
-def _faster_layout(net: nn.Module, data_iter: Iterable, device: torch.device,
-                   dtype: torch.dtype | None) -> bool:  # fmt: skip
-    """``channels_last='auto'``: time a training pass in NHWC and NCHW, keep the faster.
-
-    Which layout wins depends on the model, the device and the batch size (on this course's
-    2-core CPU: NHWC +10-35 % for AlexNet ... DenseNet, +25 % for LeNet, -30 % for BN-LeNet, whose
-    batch norm on 6 channels is slow in NHWC; ``benchmarks/switches.py``). So the trainer measures,
-    like ``cudnn.benchmark`` does for kernels: a timed forward + backward pass in each layout on a
-    training batch (at most 16 images on a CPU, where a pass is slow; about 1.5 s for AlexNet at
-    224 px on a 2-core CPU, after a warm-up pass for models fast enough to need one). The weights,
-    gradients, batch-norm statistics and random-number state are left as they were. A model that
-    calls ``.view()`` on a convolution's output cannot run in NHWC: it keeps NCHW, with a notice.
-    """
-    X, y = _probe_batch(data_iter, device, 16 if device.type == "cpu" else None)
-    if X.ndim != 4:
-        return False
-    # batch-norm running statistics, by name: a layer may replace its buffer tensors (d2l's BN)
-    names = {name for name, _ in net.named_buffers()}
-    buffers = {k: v.clone() for k, v in net.state_dict().items() if k in names}
-    grads = [p.grad for p in net.parameters()]
-    was_training = net.training
-    rng_devices = [device.index or 0] if device.type == "cuda" else []
-    seconds = {}
-    try:
-        with torch.random.fork_rng(devices=rng_devices):  # dropout draws random numbers
-            net.train()
-            for nhwc in (True, False):
-                seconds[nhwc] = _step_seconds(net, X, y, nhwc, dtype)
-    except RuntimeError as err:
-        if "view size is not compatible" not in str(err):
-            raise
-        print("channels_last is off for this model: it calls .view() on a convolution's output "
-              "(use .reshape() or nn.Flatten() to allow the faster layout).", file=sys.stderr)  # fmt: skip
-        seconds = {True: math.inf, False: 0.0}
-    finally:
-        net.load_state_dict(buffers, strict=False)
-        for p, g in zip(net.parameters(), grads, strict=True):
-            p.grad = g
-        net.train(was_training)
-    nhwc = seconds[True] < seconds[False]
-    net.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
-    return nhwc
-
-
 def _evaluate(
     net: nn.Module,
     data_iter: Iterable,
     device: torch.device,
     dtype: torch.dtype | None = None,
     channels_last: bool = False,
-) -> float:
+    loss_fn: LossFn | None = None,
+) -> tuple[float, float]:
+    """Accuracy and mean loss of ``net`` on ``data_iter`` (loss NaN without ``loss_fn``)."""
     net.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
+    loss_sum = torch.zeros((), device=device)
     n = 0
-    with torch.no_grad(), _autocast(device, dtype):
+    with torch.no_grad(), autocast(device, dtype):
         for X, y in _to_device(data_iter, device):
             X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if channels_last and X.ndim == 4:
                 X = X.contiguous(memory_format=torch.channels_last)
-            correct += correct_count(net(X), y)
+            y_hat = net(X)
+            correct += correct_count(y_hat, y)
+            if loss_fn is not None:
+                loss_sum += loss_fn(y_hat, y).float() * y.shape[0]
             n += y.numel()
-    return correct.item() / max(n, 1)
+    loss = loss_sum.item() / max(n, 1) if loss_fn is not None else math.nan
+    return correct.item() / max(n, 1), loss
 
 
 def evaluate_accuracy_gpu(
@@ -267,30 +176,39 @@ def evaluate_accuracy_gpu(
     if device is None:
         p = next(iter(net.parameters()), None)
         device = p.device if p is not None else torch.device("cpu")
-    return _evaluate(net, data_iter, torch.device(device))
+    return _evaluate(net, data_iter, torch.device(device))[0]
 
 
 def _optimizer(
-    name: str,
+    name: str | torch.optim.Optimizer,
     params: Iterable,
     lr: float,
     momentum: float,
     weight_decay: float,
     device: torch.device,
+    loss_scaling: bool = False,
 ) -> torch.optim.Optimizer:
     # Fused steps update all parameters in one kernel; benchmarks/optimizer_step.py measures
     # them against foreach on this CPU (Adam 4-5x faster per step, SGD with momentum 1.7x);
     # plain SGD stays foreach (no faster fused). Fused kernels exist for CPU and CUDA tensors.
+    # Not fused SGD under float16 loss scaling: in torch 2.14 a step the GradScaler skips still
+    # writes the overflowed gradient into fused SGD's momentum buffer (garbage then NaN weights;
+    # tests/test_train.py trains fp16 with momentum); fused Adam skips correctly.
+    if isinstance(name, torch.optim.Optimizer):
+        return name  # the caller's own (d2l 1.0's configure_optimizers)
     fused = device.type in ("cpu", "cuda")
-    name = name.lower()
-    if name == "sgd":
-        step = {"fused": True} if fused and momentum > 0 else {"foreach": True}
+    key = name.lower() if isinstance(name, str) else name
+    if key == "sgd":
+        use_fused = fused and momentum > 0 and not loss_scaling
+        step = {"fused": True} if use_fused else {"foreach": True}
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, **step)
-    if name == "adam":
+    if key == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
-    if name == "adamw":
+    if key == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
-    raise ValueError(f"optimizer must be 'sgd', 'adam' or 'adamw', not {name!r}.")
+    raise ValueError(
+        f"optimizer must be 'sgd', 'adam', 'adamw' or a torch.optim.Optimizer, not {name!r}."
+    )
 
 
 def _scheduler(name: str | None, opt: torch.optim.Optimizer, lr: float, total_steps: int):
@@ -303,6 +221,54 @@ def _scheduler(name: str | None, opt: torch.optim.Optimizer, lr: float, total_st
     raise ValueError(f"schedule must be None, 'cosine' or 'onecycle', not {name!r}.")
 
 
+def _grad_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.GradScaler | None:
+    """Loss scaling for float16 (its 5-bit exponent underflows small gradients); bf16 needs none."""
+    return torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+
+
+_CURVES = {"train loss": "train_loss", "train acc": "train_acc", "test loss": "test_loss",
+           "test acc": "test_acc", "val loss": "test_loss", "val acc": "test_acc"}  # fmt: skip
+
+
+def _check_positive(name: str, value: object, kind: type = int) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    if kind is int and ok and value != int(value):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a positive {'integer' if kind is int else 'number'}, "
+                         f"not {value!r}.")  # fmt: skip
+
+
+@dataclass
+class _Run:
+    """Everything the phases of one :func:`train` call share."""
+
+    net: nn.Module
+    model: Callable  #: ``net`` or its compiled form
+    train_iter: Iterable
+    test_iter: Iterable
+    device: torch.device
+    dtype: torch.dtype | None
+    nhwc: bool
+    opt: torch.optim.Optimizer
+    sched: object
+    scaler: torch.amp.GradScaler | None
+    loss_fn: LossFn
+    grad_clip: float | None
+    lr: float
+    num_epochs: int
+    num_batches: int
+    history: History
+    start_epoch: int
+    checkpoint: Path | None
+    animator: Animator | None
+    curves: tuple[str, ...]
+    verbose: bool
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    position: tuple[int, int] = (0, 0)  #: (epoch, batch) being trained, for the Ctrl-C message
+
+
 def train(
     net: nn.Module,
     train_iter: Iterable,
@@ -311,33 +277,73 @@ def train(
     lr: float,
     device: torch.device | str | None = None,
     *,
-    optimizer: str = "sgd",
+    optimizer: str | torch.optim.Optimizer = "sgd",
     momentum: float = 0.0,
     weight_decay: float = 0.0,
     label_smoothing: float = 0.0,
+    loss: LossFn | None = None,
+    grad_clip: float | None = None,
     schedule: str | None = None,
     precision: str = "auto",
     channels_last: bool | str = "auto",
     compile: bool = False,
     keep_cpu_memory: bool = True,
-    init: str | None = "xavier",
+    init: str | Callable[[nn.Module], None] | None = "xavier",
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     seed: int | None = None,
     plot: bool | str = "auto",
+    curves: Sequence[str] = ("train loss", "train acc", "test acc"),
     verbose: bool = True,
 ) -> History:
-    """Train ``net`` for classification with cross-entropy; return a :class:`History`.
+    """Train ``net`` for classification; return a :class:`History`.
 
     Batches X: (B, C, H, W) float, y: (B,) int64. ``device`` defaults to ``try_gpu()``.
-    ``init='xavier'`` re-initialises Linear/Conv2d weights as d2l does (``None`` keeps them).
-    ``checkpoint`` saves model, optimizer and history after every epoch (atomically);
-    ``resume=True`` continues from it. Ctrl-C stops cleanly, keeping the weights and the history
-    so far (``history.interrupted``). A loss that becomes NaN or inf raises ``FloatingPointError``
-    naming the epoch and batch. In quick mode (``D2LCNN_QUICK=1``) epochs are capped.
-    ``plot='auto'`` draws a live figure in Jupyter and shows a progress bar elsewhere.
-    ``keep_cpu_memory`` (on a CPU): see :func:`d2lcnn.device.keep_freed_cpu_memory`.
+    ``init='xavier'`` re-initialises Linear/Conv2d weights as d2l does (a function is applied to
+    every module instead; ``None`` keeps them). Lazy layers (``nn.LazyConv2d``, ``nn.LazyLinear``)
+    take their shapes from one forward pass on a training batch first; a layer that does not fit
+    its input raises :class:`d2lcnn.LayerError` naming it. ``loss`` (default: cross-entropy with
+    ``label_smoothing``) maps (scores (B, C), labels (B,)) to a mean loss. ``optimizer`` is
+    'sgd', 'adam', 'adamw' or a ready ``torch.optim.Optimizer``; ``grad_clip`` clips the
+    gradients' global norm. ``checkpoint`` saves model, optimizer and history after every epoch
+    (atomically); ``resume=True`` continues from it. Ctrl-C stops cleanly, keeping the weights and
+    the history so far (``history.interrupted``). A loss that becomes NaN or inf raises
+    ``FloatingPointError`` naming the epoch and batch. In quick mode (``D2LCNN_QUICK=1``) epochs
+    are capped. ``plot='auto'`` draws a live figure of ``curves`` in Jupyter and shows a progress
+    bar elsewhere. ``keep_cpu_memory`` (on a CPU): see :func:`d2lcnn.device.keep_freed_cpu_memory`.
     """
+    run = _set_up(**locals())  # every argument, by name
+    try:
+        for epoch in range(run.start_epoch, run.num_epochs):
+            loss, acc, seconds, seen = _train_epoch(run, epoch)
+            tic = time.perf_counter()
+            test_acc, test_loss = _evaluate(run.model, run.test_iter, run.device, run.dtype,
+                                            run.nhwc, run.loss_fn)  # fmt: skip
+            run.eval_seconds += time.perf_counter() - tic
+            _end_epoch(run, EpochStats(epoch + 1, loss, acc, test_acc, seconds, seen / seconds,
+                                       test_loss))  # fmt: skip
+    except KeyboardInterrupt:
+        run.history.interrupted = True
+        epoch, batch = run.position
+        print(f"Interrupted in epoch {epoch + 1}, batch {batch + 1}: the model keeps its weights, "
+              f"the history keeps {len(run.history)} finished epoch(s).", file=sys.stderr)  # fmt: skip
+        _save(run)
+    _finish(run)
+    return run.history
+
+
+def _set_up(
+    net, train_iter, test_iter, num_epochs, lr, device, *, optimizer, momentum, weight_decay,
+    label_smoothing, loss, grad_clip, schedule, precision, channels_last, compile,
+    keep_cpu_memory, init, checkpoint, resume, seed, plot, curves, verbose,
+) -> _Run:  # fmt: skip
+    """Phase 1: check the arguments, place model and data, materialise lazy layers, initialise,
+    choose precision and layout, build optimizer and schedule, resume, announce."""
+    _check_positive("num_epochs", num_epochs)
+    _check_positive("lr", lr, float)
+    unknown = [c for c in curves if c not in _CURVES]
+    if unknown:
+        raise ValueError(f"curves must be chosen from {sorted(_CURVES)}, not {unknown}.")
     device = resolve_device(device)
     if keep_cpu_memory and device.type == "cpu":
         keep_freed_cpu_memory()
@@ -346,145 +352,188 @@ def train(
         num_epochs = QUICK_EPOCHS
     if seed is not None:
         torch.manual_seed(seed)
-    if init == "xavier":
-        net.apply(init_xavier)
-    elif init is not None:
-        raise ValueError(f"init must be 'xavier' or None, not {init!r}.")
     dtype = autocast_dtype(device, precision)
     net.to(device)
     train_iter, test_iter = _to_device(train_iter, device), _to_device(test_iter, device)
+    _materialize(net, train_iter, device)
+    if init == "xavier":
+        net.apply(init_xavier)
+    elif callable(init):
+        net.apply(init)
+    elif init is not None:
+        raise ValueError(f"init must be 'xavier', a function or None, not {init!r}.")
     if channels_last == "auto":
-        nhwc = _faster_layout(net, train_iter, device, dtype)
+        nhwc = faster_layout(net, train_iter, device, dtype)
     else:
         nhwc = bool(channels_last)
         net.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
     num_batches = len(train_iter)
-    opt = _optimizer(optimizer, net.parameters(), lr, momentum, weight_decay, device)
+    scaler = _grad_scaler(device, dtype)
+    opt = _optimizer(optimizer, net.parameters(), lr, momentum, weight_decay, device,
+                     loss_scaling=scaler is not None)  # fmt: skip
     sched = _scheduler(schedule, opt, lr, num_epochs * num_batches)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    model = torch.compile(net) if compile else net
-    history = History(device=str(device))
-    start_epoch = 0
-    if checkpoint is not None and resume and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, net, map_location=device)
+    history = History(device=str(device), precision=precision_name(dtype), channels_last=nhwc)
+    run = _Run(
+        net=net, model=torch.compile(net) if compile else net, train_iter=train_iter,
+        test_iter=test_iter, device=device, dtype=dtype, nhwc=nhwc, opt=opt, sched=sched,
+        scaler=scaler,
+        loss_fn=loss or nn.CrossEntropyLoss(label_smoothing=label_smoothing),
+        grad_clip=grad_clip, lr=lr, num_epochs=num_epochs, num_batches=num_batches,
+        history=history, start_epoch=0, checkpoint=None if checkpoint is None else Path(checkpoint),
+        animator=None, curves=tuple(curves), verbose=verbose,
+    )  # fmt: skip
+    if run.checkpoint is not None and resume and run.checkpoint.exists():
+        state = load_checkpoint(run.checkpoint, net, map_location=device)
         opt.load_state_dict(state["optimizer"])
         if sched is not None and "scheduler" in state:
             sched.load_state_dict(state["scheduler"])
+        if run.scaler is not None and "scaler" in state:
+            run.scaler.load_state_dict(state["scaler"])
         history.epochs = [EpochStats(**e) for e in state["history"]]
-        start_epoch = int(state["epoch"])
-
-    def save() -> None:
-        if checkpoint is not None:
-            extra = {"optimizer": opt.state_dict(), "epoch": len(history.epochs),
-                     "history": [asdict(e) for e in history.epochs]}  # fmt: skip
-            if sched is not None:
-                extra["scheduler"] = sched.state_dict()
-            save_checkpoint(checkpoint, net, **extra)
-
-    live_plot = in_notebook() if plot == "auto" else bool(plot)
-    animator = None
-    if live_plot:
-        animator = Animator(xlabel="epoch", xlim=[0, max(num_epochs, 1)],
-                            legend=["train loss", "train acc", "test acc"])  # fmt: skip
+        run.start_epoch = int(state["epoch"])
+    if in_notebook() if plot == "auto" else bool(plot):
+        run.animator = Animator(xlabel="epoch", xlim=[0, max(num_epochs, 1)], legend=list(curves))
         for e in history.epochs:
-            animator.add(e.epoch, (e.train_loss, e.train_acc, e.test_acc))
+            run.animator.add(e.epoch, [getattr(e, _CURVES[c]) for c in curves])
     if verbose:
-        n_train, n_test = _num_examples(train_iter), _num_examples(test_iter)
-        data = (
-            f"{n_train:,} train / {n_test:,} test images" if n_train and n_test else "custom data"
-        )
-        if isinstance(train_iter, ImageBatches):
-            h, w = train_iter.resize or train_iter.images.shape[-2:]
-            data += f" of {train_iter.images.shape[1]}x{h}x{w}"
-        mode = "quick mode" if is_quick() else "full mode"
-        prec = "bf16 autocast" if dtype is not None else "fp32"
-        print(f"training on {describe_device(device)}, {prec}, {mode}: {data}, {num_epochs} epochs")
-    update_every = max(num_batches // 5, 1)
-    check_every = 1 if device.type == "cpu" else update_every  # reading a CUDA scalar syncs
-    train_seconds = eval_seconds = 0.0
-    epoch = start_epoch
-    batch = 0
+        print(f"training on {describe_device(device)}, {precision_name(dtype)}"
+              f"{', quick mode' if is_quick() else ''}: {_describe_data(train_iter, test_iter)}, "
+              f"{num_epochs} epochs")  # fmt: skip
+    return run
+
+
+def _materialize(net: nn.Module, train_iter: Iterable, device: torch.device) -> None:
+    """One forward pass on two training images: lazy layers take their shapes, and a layer that
+    does not fit its input is named (diagnosed again on a whole batch, so the message shows the
+    learner's batch size)."""
+    X, _ = probe_batch(train_iter, device, 2)
     try:
-        for epoch in range(start_epoch, num_epochs):
-            net.train()
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), dtype=torch.int64, device=device)
-            bad_batch = torch.full((), -1, dtype=torch.int64, device=device)
-            seen = 0
-            bar = None
-            if not live_plot and verbose:
-                bar = tqdm(total=num_batches, desc=f"epoch {epoch + 1}/{num_epochs}", leave=False,
-                           file=sys.stderr, dynamic_ncols=True)  # fmt: skip
-            tic = time.perf_counter()
-            for batch, (X, y) in enumerate(train_iter):
-                X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                if nhwc and X.ndim == 4:
-                    X = X.contiguous(memory_format=torch.channels_last)
-                with _autocast(device, dtype):
-                    y_hat = model(X)
-                    loss = loss_fn(y_hat, y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if sched is not None:
-                    sched.step()
-                with torch.no_grad():
-                    loss = loss.detach().float()
-                    loss_sum += loss * y.shape[0]
-                    correct += correct_count(y_hat.detach(), y)
-                    bad_batch = torch.where(
-                        (bad_batch < 0) & ~torch.isfinite(loss), batch, bad_batch
-                    )
-                seen += y.shape[0]
-                last = batch == num_batches - 1
-                if (batch + 1) % check_every == 0 or last:
-                    if bad_batch.item() >= 0:
-                        raise _nonfinite(loss_sum, epoch, int(bad_batch), num_batches, lr, history)
-                if (batch + 1) % update_every == 0 or last:
-                    train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
-                    if animator is not None:
-                        animator.add(
-                            epoch + (batch + 1) / num_batches, (train_loss, train_acc, None)
-                        )
-                    if bar is not None:
-                        bar.set_postfix(
-                            loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}", refresh=False
-                        )
-                if bar is not None:
-                    bar.update(1)
-            seconds = time.perf_counter() - tic
-            train_seconds += seconds
+        check_forward(net, X)
+    except LayerError:
+        check_forward(net, probe_batch(train_iter, device)[0])
+        raise
+
+
+def _describe_data(train_iter: Iterable, test_iter: Iterable) -> str:
+    n_train, n_test = _num_examples(train_iter), _num_examples(test_iter)
+    data = f"{n_train:,} train / {n_test:,} test images" if n_train and n_test else "custom data"
+    if isinstance(train_iter, ImageBatches):
+        h, w = train_iter.resize or train_iter.images.shape[-2:]
+        data += f" of {train_iter.images.shape[1]}x{h}x{w}"
+    return data
+
+
+def _train_epoch(run: _Run, epoch: int) -> tuple[float, float, float, int]:
+    """Phase 2: one pass over the training data; returns (mean loss, accuracy, seconds, examples).
+
+    Loss and correct predictions are summed on the device; the NaN/inf check and the plot read
+    them every batch on a CPU and five times an epoch on a GPU (reading a CUDA scalar syncs).
+    """
+    run.net.train()
+    device, num_batches = run.device, run.num_batches
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    bad_batch = torch.full((), -1, dtype=torch.int64, device=device)
+    update_every = max(num_batches // 5, 1)
+    check_every = 1 if device.type == "cpu" else update_every
+    bar = None
+    if run.animator is None and run.verbose:
+        bar = tqdm(total=num_batches, desc=f"epoch {epoch + 1}/{run.num_epochs}", leave=False,
+                   file=sys.stderr, dynamic_ncols=True)  # fmt: skip
+    seen = 0
+    tic = time.perf_counter()
+    for batch, (X, y) in enumerate(run.train_iter):
+        run.position = (epoch, batch)
+        X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if run.nhwc and X.ndim == 4:
+            X = X.contiguous(memory_format=torch.channels_last)
+        loss, y_hat = _step(run, X, y)
+        with torch.no_grad():
+            loss_sum += loss * y.shape[0]
+            correct += correct_count(y_hat, y)
+            bad_batch = torch.where((bad_batch < 0) & ~torch.isfinite(loss), batch, bad_batch)
+        seen += y.shape[0]
+        last = batch == num_batches - 1
+        if ((batch + 1) % check_every == 0 or last) and bad_batch.item() >= 0:
+            raise _nonfinite(loss_sum, epoch, int(bad_batch), num_batches, run.lr, run.history)
+        if (batch + 1) % update_every == 0 or last:
+            train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
+            if run.animator is not None:
+                point = {"train_loss": train_loss, "train_acc": train_acc}
+                run.animator.add(epoch + (batch + 1) / num_batches,
+                                 [point.get(_CURVES[c]) for c in run.curves])  # fmt: skip
             if bar is not None:
-                bar.close()
-            tic = time.perf_counter()
-            test_acc = _evaluate(model, test_iter, device, dtype, nhwc)
-            eval_seconds += time.perf_counter() - tic
-            stats = EpochStats(epoch + 1, loss_sum.item() / seen, correct.item() / seen, test_acc,
-                               seconds, seen / seconds)  # fmt: skip
-            history.epochs.append(stats)
-            if animator is not None:
-                animator.add(epoch + 1, (None, None, test_acc))
-            elif verbose:
-                tqdm.write(f"epoch {epoch + 1}: loss {stats.train_loss:.3f}, train acc "
-                           f"{stats.train_acc:.3f}, test acc {test_acc:.3f}, "
-                           f"{stats.examples_per_sec:.0f} examples/sec")  # fmt: skip
-            save()
-    except KeyboardInterrupt:
-        history.interrupted = True
-        print(f"Interrupted in epoch {epoch + 1}, batch {batch + 1}: the model keeps its weights, "
-              f"the history keeps {len(history)} finished epoch(s).", file=sys.stderr)  # fmt: skip
-        save()
-    if verbose and history.epochs:
-        f = history.epochs[-1]
-        done = history.epochs[start_epoch:]
-        speed = sum(e.seconds * e.examples_per_sec for e in done) / max(
-            sum(e.seconds for e in done), 1e-9
-        )
-        print(f"loss {f.train_loss:.3f}, train acc {f.train_acc:.3f}, test acc {f.test_acc:.3f}")
-        print(f"{speed:.1f} examples/sec on {device}")
-        print(f"{len(done)} epochs in {train_seconds / 60:.1f} min of training "
-              f"(+{eval_seconds / 60:.1f} min evaluating)")  # fmt: skip
-    return history
+                bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}", refresh=False)
+        if bar is not None:
+            bar.update(1)
+    seconds = time.perf_counter() - tic
+    run.train_seconds += seconds
+    if bar is not None:
+        bar.close()
+    return loss_sum.item() / seen, correct.item() / seen, seconds, seen
+
+
+def _step(run: _Run, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step; returns the detached float32 loss and the scores."""
+    with autocast(run.device, run.dtype):
+        y_hat = run.model(X)
+        loss = run.loss_fn(y_hat, y)
+    run.opt.zero_grad(set_to_none=True)
+    if run.scaler is None:
+        loss.backward()
+        if run.grad_clip:
+            nn.utils.clip_grad_norm_(run.net.parameters(), run.grad_clip)
+        run.opt.step()
+    else:  # float16: scale the loss; a step whose gradients overflow is skipped, not a divergence
+        run.scaler.scale(loss).backward()
+        if run.grad_clip:
+            run.scaler.unscale_(run.opt)
+            nn.utils.clip_grad_norm_(run.net.parameters(), run.grad_clip)
+        run.scaler.step(run.opt)
+        run.scaler.update()
+    if run.sched is not None:
+        run.sched.step()
+    return loss.detach().float(), y_hat.detach()
+
+
+def _end_epoch(run: _Run, stats: EpochStats) -> None:
+    """Phase 3's bookkeeping: record the epoch, plot and print it, save the checkpoint."""
+    run.history.epochs.append(stats)
+    if run.animator is not None:
+        run.animator.add(stats.epoch, [getattr(stats, _CURVES[c]) if c.split()[0] != "train"
+                                       else None for c in run.curves])  # fmt: skip
+    elif run.verbose:
+        tqdm.write(f"epoch {stats.epoch}: loss {stats.train_loss:.3f}, train acc "
+                   f"{stats.train_acc:.3f}, test acc {stats.test_acc:.3f}, "
+                   f"{stats.examples_per_sec:.0f} examples/sec")  # fmt: skip
+    _save(run)
+
+
+def _save(run: _Run) -> None:
+    if run.checkpoint is None:
+        return
+    extra = {"optimizer": run.opt.state_dict(), "epoch": len(run.history.epochs),
+             "history": [asdict(e) for e in run.history.epochs]}  # fmt: skip
+    if run.sched is not None:
+        extra["scheduler"] = run.sched.state_dict()
+    if run.scaler is not None:
+        extra["scaler"] = run.scaler.state_dict()
+    save_checkpoint(run.checkpoint, run.net, **extra)
+
+
+def _finish(run: _Run) -> None:
+    """Phase 4: the closing lines d2l prints (loss and accuracies, examples/sec), and the time."""
+    done = run.history.epochs[run.start_epoch :]
+    if not (run.verbose and done):
+        return
+    f = done[-1]
+    speed = sum(e.seconds * e.examples_per_sec for e in done) / max(
+        sum(e.seconds for e in done), 1e-9
+    )
+    print(f"loss {f.train_loss:.3f}, train acc {f.train_acc:.3f}, test acc {f.test_acc:.3f}")
+    print(f"{speed:.1f} examples/sec on {run.device}")
+    print(f"{len(done)} epochs in {run.train_seconds / 60:.1f} min of training "
+          f"(+{run.eval_seconds / 60:.1f} min evaluating)")  # fmt: skip
 
 
 def _nonfinite(
@@ -510,6 +559,7 @@ def train_ch6(
 ) -> History:
     """d2l's ``train_ch6``: Xavier init, plain SGD, cross-entropy, on ``device`` (default
     ``try_gpu()``). Prints ``loss …, train acc …, test acc …`` and ``… examples/sec on DEVICE``
-    and, unlike d2l's, returns the :class:`History` and works with any number of batches.
+    and, unlike d2l's, returns the :class:`History`, works with any number of batches and with
+    lazy layers (``nn.LazyConv2d``, ``nn.LazyLinear``).
     """
     return train(net, train_iter, test_iter, num_epochs, lr, device, optimizer="sgd", init="xavier")

@@ -65,14 +65,36 @@ def test_asking_for_a_missing_device_is_a_clear_error():
     assert d2l.resolve_device("cpu") == torch.device("cpu")
 
 
-def test_precision_choice():
-    from d2lcnn.device import autocast_dtype, cpu_has_bf16
+@pytest.mark.parametrize(
+    "device, capability, cpu_bf16, expected",
+    [("cuda", (9, 0), False, torch.bfloat16),  # H100
+     ("cuda", (8, 0), False, torch.bfloat16),  # A100
+     ("cuda", (8, 9), False, torch.bfloat16),  # L4, RTX 40xx
+     ("cuda", (7, 5), False, torch.float16),  # T4: bf16 only emulated
+     ("cuda", (7, 0), False, torch.float16),  # V100
+     ("cuda", (6, 1), False, None),  # P100/GTX 10xx
+     ("mps", None, False, None),
+     ("cpu", None, False, None),
+     ("cpu", None, True, torch.bfloat16)],
+)  # fmt: skip
+def test_auto_precision_by_capability(monkeypatch, device, capability, cpu_bf16, expected):
+    from d2lcnn import device as dev
+
+    monkeypatch.setattr(dev, "cuda_capability", lambda d: capability)
+    monkeypatch.setattr(dev, "cpu_auto_bf16", lambda: cpu_bf16)
+    # the emulation answer must not matter (a T4 says True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert dev.autocast_dtype(torch.device(device), "auto") is expected
+
+
+def test_forced_precisions_and_bad_names():
+    from d2lcnn.device import autocast_dtype
 
     cpu = torch.device("cpu")
     assert autocast_dtype(cpu, "fp32") is None
     assert autocast_dtype(cpu, "bf16") is torch.bfloat16
-    assert autocast_dtype(cpu, "auto") is (torch.bfloat16 if cpu_has_bf16() else None)
-    with pytest.raises(ValueError, match="precision must be"):
+    assert autocast_dtype(cpu, "FP16") is torch.float16
+    with pytest.raises(ValueError, match="precision must be 'auto', 'bf16', 'fp16' or 'fp32'"):
         autocast_dtype(cpu, "fp8")
 
 

@@ -6,6 +6,7 @@ import functools
 import gzip
 import hashlib
 import http.server
+import re
 import threading
 from pathlib import Path
 
@@ -209,8 +210,10 @@ def test_resize_happens_per_batch(fashion_small):
 
 def test_quick_mode_uses_a_balanced_subset(monkeypatch, capsys):
     monkeypatch.setenv("D2LCNN_QUICK", "1")
-    train_iter, test_iter = d2l.load_data_fashion_mnist(256)
+    train_iter, test_iter = d2l.load_data_fashion_mnist(128)
     assert (train_iter.num_examples, test_iter.num_examples) == (1024, 512)
+    train_iter, _ = d2l.load_data_fashion_mnist(256)  # the book's loop needs 5 batches an epoch
+    assert train_iter.num_examples == 1280 and len(train_iter) == 5
     counts = torch.bincount(train_iter.labels)
     assert counts.max() - counts.min() <= 1
     assert "[d2lcnn quick mode]" in capsys.readouterr().err
@@ -231,3 +234,14 @@ def test_bad_batch_size_is_explained(fashion_small):
     Xtr, ytr, _, _ = fashion_small
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         d2l.ImageBatches(Xtr, ytr, 0)
+
+
+@pytest.mark.parametrize(
+    "batch_size, resize, what",
+    [(2.5, None, "batch_size must be a positive integer, not 2.5: use 2"), (True, None, "batch_size"),
+     ("64", None, "batch_size"), (64, -5, "resize must be None, a positive integer"),
+     (64, (28, 0), "resize must be"), (64, (28, 28, 28), "resize must be")],
+)  # fmt: skip
+def test_bad_loader_arguments_are_explained_not_coerced(batch_size, resize, what):
+    with pytest.raises(ValueError, match=re.escape(what)):
+        d2l.load_data_fashion_mnist(batch_size, resize=resize)

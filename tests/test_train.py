@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import math
 import platform
 import re
 import subprocess
@@ -244,7 +246,7 @@ def test_trainer_optimizers_step_like_torchs_reference_implementation(name, mome
 
 def test_layout_timing_leaves_the_model_and_random_state_as_they_were(small_iters):
     """channels_last='auto' times training passes in both layouts before training starts."""
-    from d2lcnn.train import _faster_layout
+    from d2lcnn.layout import faster_layout as _faster_layout
 
     train_iter, _ = small_iters
     net = d2l.models.bn_lenet_scratch()  # the book's BatchNorm replaces its buffer tensors
@@ -307,3 +309,131 @@ def test_training_on_the_cpu_keeps_freed_memory_in_the_process(keep):
     before, after = json.loads(out.stdout.strip().splitlines()[-1])
     assert before == 1
     assert after == (0 if keep else 1)
+
+
+def test_fp16_with_loss_scaling_trains_and_skips_overflowing_steps(small_iters, monkeypatch):
+    """precision='fp16' (what 'auto' picks on a T4) runs for real on the CPU with GradScaler.
+
+    A scale of 2**24 makes the first steps' float16 gradients overflow: the scaler skips those
+    steps and lowers its scale, the loss stays finite, and the NaN/inf guard does not fire. With
+    momentum: torch's fused SGD corrupts its momentum buffer on skipped steps (NaN weights).
+    """
+    train_mod = importlib.import_module("d2lcnn.train")  # the module, not d2l.train
+    scalers = []
+
+    def huge_scale(device, dtype):
+        scaler = torch.amp.GradScaler(device.type, init_scale=2.0**24) if dtype else None
+        scalers.append(scaler)
+        return scaler
+
+    monkeypatch.setattr(train_mod, "_grad_scaler", huge_scale)
+    train_iter, test_iter = small_iters
+    torch.manual_seed(0)
+    history = d2l.train(small_cnn(), train_iter, test_iter, 2, 0.05, "cpu", momentum=0.9,
+                        precision="fp16", plot=False)  # fmt: skip
+    (scaler,) = scalers
+    assert scaler.get_scale() < 2.0**16  # overflowing steps were skipped and the scale lowered
+    assert history.precision == "fp16 autocast" and len(history) == 2
+    assert history.final.test_acc > 0.5  # the steps that were not skipped trained the model
+
+
+LAZY_LENET = """
+net = nn.Sequential(
+    nn.LazyConv2d(6, kernel_size=5, padding=2), nn.Sigmoid(),
+    nn.AvgPool2d(kernel_size=2, stride=2),
+    nn.LazyConv2d(16, kernel_size=5), nn.Sigmoid(),
+    nn.AvgPool2d(kernel_size=2, stride=2),
+    nn.Flatten(),
+    nn.LazyLinear(120), nn.Sigmoid(),
+    nn.LazyLinear(84), nn.Sigmoid(),
+    nn.LazyLinear(10))
+"""
+
+
+def lazy_lenet() -> nn.Module:
+    scope = {"nn": nn}
+    exec(LAZY_LENET, scope)
+    return scope["net"]
+
+
+def test_lazy_layers_work_in_train_ch6_and_the_shape_printers(small_iters, capsys):
+    train_iter, test_iter = small_iters
+    net = lazy_lenet()
+    d2l.print_shapes(net, (1, 1, 28, 28))
+    assert "Linear output shape:\t torch.Size([1, 10])" in capsys.readouterr().out
+    assert d2l.layer_summary(lazy_lenet(), (1, 1, 28, 28), show=False).total_params == 61706
+    torch.manual_seed(0)
+    history = d2l.train_ch6(lazy_lenet(), train_iter, test_iter, 1, 0.9, "cpu")
+    assert len(history) == 1 and math.isfinite(history.final.train_loss)
+
+
+def test_lazy_layers_are_xavier_initialised_after_they_take_their_shapes(small_iters):
+    train_iter, test_iter = small_iters
+    net = lazy_lenet()
+    d2l.train(net, train_iter, test_iter, 1, 0.9, "cpu", plot=False, verbose=False, seed=0)
+    bound = math.sqrt(6 / (400 + 120))  # Xavier-uniform for Linear(400, 120)
+    w = net[7].weight
+    assert w.shape == (120, 400) and w.abs().max() <= bound + 0.05  # + one epoch of updates
+
+
+def test_a_layer_that_does_not_fit_is_named_when_training(small_iters):
+    train_iter, test_iter = small_iters  # batch size 128
+    net = nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(100, 10),
+    )  # fmt: skip
+    with pytest.raises(d2l.LayerError) as err:
+        d2l.train_ch6(net, train_iter, test_iter, 1, 0.1, "cpu")
+    msg = str(err.value)
+    assert msg.startswith("layer 4 (Linear(in_features=100")
+    assert "input of shape (128, 864)" in msg  # the learner's batch, not a probe's
+    assert "set in_features=864" in msg
+
+
+def test_the_class_api_names_the_failing_layer_too(monkeypatch):
+    monkeypatch.setenv("D2LCNN_QUICK", "1")
+
+    class Broken(d2l.Classifier):
+        def __init__(self, lr=0.1):
+            super().__init__()
+            self.save_hyperparameters()
+            self.net = nn.Sequential(nn.Conv2d(1, 6, 5), nn.Flatten(), nn.Linear(100, 10))
+
+    with pytest.raises(d2l.LayerError, match=r"layer 2 'net.2' .* set in_features=3456"):
+        d2l.Trainer(max_epochs=1).fit(Broken(), d2l.FashionMNIST(batch_size=64))
+
+
+@pytest.mark.parametrize(
+    "content, what",
+    [(b"hello, not a checkpoint", "is not a d2lcnn checkpoint: it is not a file written by"),
+     ("state_dict", "holds a bare state dict"), ("list", "holds a list")],
+)  # fmt: skip
+def test_load_checkpoint_says_what_a_file_is_not(tmp_path, content, what):
+    path = tmp_path / "file.pt"
+    if content == "state_dict":
+        torch.save(small_cnn().state_dict(), path)
+    elif content == "list":
+        torch.save([1, 2], path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=re.escape(what)):
+        d2l.load_checkpoint(path, small_cnn())
+    with pytest.raises(FileNotFoundError, match="No checkpoint at"):
+        d2l.load_checkpoint(tmp_path / "missing.pt", small_cnn())
+
+
+def test_load_checkpoint_into_another_architecture_is_explained(tmp_path):
+    path = d2l.save_checkpoint(tmp_path / "a.pt", small_cnn())
+    with pytest.raises(ValueError, match="do not fit this network"):
+        d2l.load_checkpoint(path, nn.Sequential(nn.Flatten(), nn.Linear(784, 10)))
+
+
+@pytest.mark.parametrize("kwargs, what", [({"num_epochs": 0}, "num_epochs must be a positive"),
+                                          ({"num_epochs": 2.5}, "num_epochs must be a positive"),
+                                          ({"lr": -1.0}, "lr must be a positive"),
+                                          ({"curves": ["acc"]}, "curves must be chosen")])  # fmt: skip
+def test_bad_training_arguments_are_explained(small_iters, kwargs, what):
+    train_iter, test_iter = small_iters
+    args = {"num_epochs": 1, "lr": 0.1, **kwargs}
+    with pytest.raises(ValueError, match=what):
+        d2l.train(small_cnn(), train_iter, test_iter, device="cpu", plot=False, **args)

@@ -1,0 +1,125 @@
+"""``channels_last='auto'``: measure NHWC against NCHW on the model's own training pass.
+
+Which memory format is faster depends on the model, the device, the precision and the batch size
+(on a 2-core CPU: NHWC is faster for AlexNet ... DenseNet and LeNet, slower for BN-LeNet, whose
+batch norm on 6 channels is slow in NHWC; ``benchmarks/switches.py``). So the trainer measures,
+as ``cudnn.benchmark`` does for kernels, before the first epoch.
+
+A single timed pass is noise for a fast model: one LeNet pass on 16 images takes about a
+millisecond, and such a probe picked the slower layout in some fresh processes (the book's LeNet
+measured 12,500 to 26,500 examples/s over six processes). So the probe alternates the layouts,
+NHWC, NCHW, NHWC, NCHW, ..., keeping the fastest pass of each (the least disturbed one) for up to
+5 rounds or 1.5 s, on the learner's whole batch when a pass of it is cheap (under 0.1 s: the
+speed that matters is the one at the training batch size), else on 16 images. A slow model (a
+pass of 16 images over 0.3 s, e.g. AlexNet at 224 px on a CPU) is timed once per layout: a pass
+that long is not noise. ``benchmarks/layout_choice.py`` measures
+the choice in fresh processes.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from .data import ImageBatches
+from .device import autocast
+
+__all__ = ["faster_layout", "probe_batch"]
+
+_SLOW_PASS_S = 0.3  #: a pass at least this long is timed once per layout, on a few images
+_BUDGET_S = 1.5  #: the fast-model probe stops alternating after this much time
+_ROUNDS = 5  #: at most this many passes per layout for a fast model
+_FULL_BATCH_S = 0.1  #: a model whose whole-batch pass is shorter than this is probed on it
+
+
+def probe_batch(data_iter: Iterable, device: torch.device, limit: int | None = None) -> tuple:
+    """A training batch (at most ``limit`` examples), without advancing ImageBatches' shuffling."""
+    if isinstance(data_iter, ImageBatches):
+        size = data_iter.batch_size if limit is None else limit
+        X, y = data_iter._make(slice(0, min(size, data_iter.num_examples)))
+    else:
+        X, y = next(iter(data_iter))
+        X, y = X[:limit], y[:limit]
+    return X.to(device), y.to(device)
+
+
+def _pass_seconds(net: nn.Module, X: torch.Tensor, y: torch.Tensor, nhwc: bool,
+                  dtype: torch.dtype | None) -> float:  # fmt: skip
+    """Seconds of one forward + backward pass in one memory format."""
+    fmt = torch.channels_last if nhwc else torch.contiguous_format
+    net.to(memory_format=fmt)
+    X = X.contiguous(memory_format=fmt)
+    if X.is_cuda:
+        torch.cuda.synchronize()
+    tic = time.perf_counter()
+    with autocast(X.device, dtype):
+        loss = nn.functional.cross_entropy(net(X).float(), y)
+    loss.backward()
+    if X.is_cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - tic
+
+
+def _time_layouts(net: nn.Module, data_iter: Iterable, device: torch.device,
+                  dtype: torch.dtype | None) -> dict[bool, float]:  # fmt: skip
+    """The fastest pass of each layout (``{nhwc: seconds}``), alternating the two."""
+    X, y = probe_batch(data_iter, device, 16)
+    for nhwc in (True, False):  # warm-up: kernel choice, first allocations
+        _pass_seconds(net, X, y, nhwc, dtype)
+    best = {nhwc: _pass_seconds(net, X, y, nhwc, dtype) for nhwc in (True, False)}
+    if min(best.values()) > _SLOW_PASS_S:
+        return best
+    batch = getattr(data_iter, "batch_size", None) or X.shape[0]
+    if min(best.values()) * batch / X.shape[0] < _FULL_BATCH_S:  # cheap: the learner's batch
+        X, y = probe_batch(data_iter, device)
+        _pass_seconds(net, X, y, True, dtype), _pass_seconds(net, X, y, False, dtype)
+        best = {True: math.inf, False: math.inf}
+    start = time.perf_counter()
+    for _ in range(_ROUNDS):
+        for nhwc in (True, False):
+            best[nhwc] = min(best[nhwc], _pass_seconds(net, X, y, nhwc, dtype))
+        if time.perf_counter() - start > _BUDGET_S:
+            break
+    return best
+
+
+def faster_layout(net: nn.Module, data_iter: Iterable, device: torch.device,
+                  dtype: torch.dtype | None) -> bool:  # fmt: skip
+    """Time training passes in NHWC and NCHW, leave ``net`` in the faster; return ``True`` for NHWC.
+
+    The weights, gradients, batch-norm statistics, training mode and random-number state are left
+    as they were. A model that calls ``.view()`` on a convolution's output cannot run in NHWC: it
+    keeps NCHW, with a notice on stderr.
+    """
+    X, _ = probe_batch(data_iter, device, 1)
+    if X.ndim != 4:
+        return False
+    # batch-norm running statistics, by name: a layer may replace its buffer tensors (d2l's BN)
+    names = {name for name, _ in net.named_buffers()}
+    buffers = {k: v.clone() for k, v in net.state_dict().items() if k in names}
+    grads = [p.grad for p in net.parameters()]
+    was_training = net.training
+    rng_devices = [device.index or 0] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=rng_devices):  # dropout draws random numbers
+            net.train()
+            seconds = _time_layouts(net, data_iter, device, dtype)
+    except RuntimeError as err:
+        if "view size is not compatible" not in str(err):
+            raise
+        print("channels_last is off for this model: it calls .view() on a convolution's output "
+              "(use .reshape() or nn.Flatten() to allow the faster layout).", file=sys.stderr)  # fmt: skip
+        seconds = {True: math.inf, False: 0.0}
+    finally:
+        net.load_state_dict(buffers, strict=False)
+        for p, g in zip(net.parameters(), grads, strict=True):
+            p.grad = g
+        net.train(was_training)
+    nhwc = seconds[True] < seconds[False]
+    net.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+    return nhwc
