@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 import platform
 import sys
 from pathlib import Path
@@ -25,6 +26,8 @@ __all__ = [
     "precision_name",
     "describe_device",
     "keep_freed_cpu_memory",
+    "low_memory",
+    "memory_limit",
 ]
 
 
@@ -185,6 +188,59 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads)"
     return str(device)
+
+
+_NO_LIMIT = 1 << 62  # cgroup v1 writes "no limit" as a number near 2**63
+
+
+def _cgroup_limits(proc_cgroup: str, root: Path) -> list[int]:
+    """Memory limits (bytes) of this process's cgroup and its ancestors, v2 and v1."""
+    limits = []
+    for line in proc_cgroup.splitlines():
+        hierarchy, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if hierarchy == "0" and controllers == "":  # cgroup v2
+            bases, name = [root, root / "unified"], "memory.max"
+        elif "memory" in controllers.split(","):  # cgroup v1
+            bases, name = [root / "memory"], "memory.limit_in_bytes"
+        else:
+            continue
+        parts = [p for p in path.split("/") if p]
+        for base in bases:
+            for depth in range(len(parts) + 1):  # the cgroup and every ancestor up to the root
+                try:
+                    text = (base.joinpath(*parts[:depth]) / name).read_text().strip()
+                except OSError:
+                    continue
+                if text.isdigit() and int(text) < _NO_LIMIT:
+                    limits.append(int(text))
+    return limits
+
+
+def memory_limit() -> int | None:
+    """Bytes of memory this process may use: the smaller of the machine's RAM and the limit of
+    its container (cgroup v2 ``memory.max`` or v1 ``memory.limit_in_bytes``, ancestors included).
+
+    ``None`` when neither is known. Binder gives a session 1-2 GB this way.
+    """
+    limits = []
+    try:
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        pass
+    try:
+        limits += _cgroup_limits(Path("/proc/self/cgroup").read_text(), Path("/sys/fs/cgroup"))
+    except OSError:
+        pass
+    return min(limits) if limits else None
+
+
+LOW_MEMORY = 4 << 30  #: below this limit (bytes) training hands freed CPU memory back
+
+
+def low_memory() -> bool:
+    """Whether this process is limited to less than ``LOW_MEMORY`` (Binder: 1-2 GB)."""
+    limit = memory_limit()
+    return limit is not None and limit < LOW_MEMORY
 
 
 # glibc's mallopt parameters (malloc.h)

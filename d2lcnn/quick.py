@@ -41,9 +41,10 @@ def pick_setting(setting: str | None = None) -> str:
     ``'full'``: the book's recipe, picked when a GPU (CUDA or Apple mps) is present.
     ``'laptop'``: the chapter's reduced recipe that trains for real on a CPU in minutes.
     Override with the argument (``pick_setting('full')``) or ``D2LCNN_SETTING=full|laptop``.
-    Quick mode (``D2LCNN_QUICK=1``) still shrinks either one.
+    Quick mode (``D2LCNN_QUICK=1``) still shrinks either one. Under a memory limit below 4 GB
+    (Binder) the line says so: training then hands freed memory back instead of keeping it.
     """
-    from .device import try_gpu  # local import: keeps this module at the bottom of the stack
+    from .device import low_memory, memory_limit, try_gpu  # local: this module stays at the bottom
 
     chosen = setting or os.environ.get("D2LCNN_SETTING", "").strip().lower() or None
     if chosen is None:
@@ -55,5 +56,9 @@ def pick_setting(setting: str | None = None) -> str:
     if chosen not in SETTINGS:
         raise ValueError(f"setting must be 'full' or 'laptop', not {chosen!r}.")
     other = "laptop" if chosen == "full" else "full"
-    print(f"setting: {chosen} ({why}; d2l.pick_setting('{other}') switches)")
+    memory = ""
+    if low_memory():
+        memory = (f"; {memory_limit() / 2**30:.1f} GB of memory: training hands freed memory "
+                  "back to the system")  # fmt: skip
+    print(f"setting: {chosen} ({why}; d2l.pick_setting('{other}') switches){memory}")
     return chosen

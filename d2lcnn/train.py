@@ -47,6 +47,7 @@ from .device import (
     autocast_dtype,
     describe_device,
     keep_freed_cpu_memory,
+    low_memory,
     precision_name,
     resolve_device,
 )
@@ -287,7 +288,7 @@ def train(
     precision: str = "auto",
     channels_last: bool | str = "auto",
     compile: bool = False,
-    keep_cpu_memory: bool = True,
+    keep_cpu_memory: bool | str = "auto",
     init: str | Callable[[nn.Module], None] | None = "xavier",
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
@@ -310,7 +311,8 @@ def train(
     the history so far (``history.interrupted``). A loss that becomes NaN or inf raises
     ``FloatingPointError`` naming the epoch and batch. In quick mode (``D2LCNN_QUICK=1``) epochs
     are capped. ``plot='auto'`` draws a live figure of ``curves`` in Jupyter and shows a progress
-    bar elsewhere. ``keep_cpu_memory`` (on a CPU): see :func:`d2lcnn.device.keep_freed_cpu_memory`.
+    bar elsewhere. ``keep_cpu_memory`` (on a CPU): see :func:`d2lcnn.device.keep_freed_cpu_memory`;
+    ``'auto'`` keeps it unless the process has less than 4 GB (:func:`d2lcnn.device.low_memory`).
     """
     run = _set_up(**locals())  # every argument, by name
     try:
@@ -345,6 +347,8 @@ def _set_up(
     if unknown:
         raise ValueError(f"curves must be chosen from {sorted(_CURVES)}, not {unknown}.")
     device = resolve_device(device)
+    if keep_cpu_memory == "auto":
+        keep_cpu_memory = not low_memory()  # Binder's 2 GB: peaks must go back to the system
     if keep_cpu_memory and device.type == "cpu":
         keep_freed_cpu_memory()
     if is_quick() and num_epochs > QUICK_EPOCHS:
