@@ -79,7 +79,7 @@ def main() -> int:
     }
     for key, label in rows.items():
         times = [r[key] for r in runs]
-        print(f"| {label} | {min(times):.2f} | {statistics.median(times):.2f} | {max(times):.2f} |")
+        print(f"| {label} | {min(times):.3f} | {statistics.median(times):.3f} | {max(times):.3f} |")
     loaded = sorted({m for r in runs for m in r["loaded"]})
     print()
     print("loaded by `import d2lcnn`: " + (", ".join(loaded) if loaded else "neither "

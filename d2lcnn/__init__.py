@@ -2,6 +2,9 @@
 
 ``import d2lcnn as d2l`` runs code written for the d2l book's PyTorch helpers (the names the CNN
 chapters use), on current Python, numpy and PyTorch.
+
+The import stays light: torchvision is imported only to download a data set, and
+``matplotlib.pyplot`` (``d2l.plt``) on first use (``python benchmarks/startup.py`` measures it).
 """
 
 from .data import (
@@ -26,7 +29,7 @@ from .ops import (
     corr2d_multi_in_out_1x1,
     pool2d,
 )
-from .plot import Animator, plt, set_figsize, show_images, use_svg_display
+from .plot import Animator, set_figsize, show_images, use_svg_display
 from .quick import is_quick, pick_setting
 from .summary import LayerError, Summary, layer_summary, print_shapes
 from .train import (
@@ -57,3 +60,15 @@ __all__ = [
     # shapes and models
     "LayerError", "MODELS", "Summary", "layer_summary", "print_shapes",
 ]  # fmt: skip
+
+
+def __getattr__(name: str) -> object:
+    if name == "plt":  # matplotlib.pyplot, imported on first use (see d2lcnn/plot.py)
+        from . import plot
+
+        return plot.plt
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"plt"})
