@@ -91,8 +91,9 @@ def test_structure_objectives_exercises_setup_cell(name):
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert re.search(r"objectives|you will", text, re.I), f"{name}: no objectives"
     assert re.search(r"^#+ .*exercises", text, re.I | re.M), f"{name}: no exercises"
-    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    first_code, imports = [c for c in nb.cells if c.cell_type == "code"][:2]
     assert first_code.source == nbsync.setup_cell_source()
+    assert imports.source.startswith("%matplotlib inline\n"), f"{name}: figures not shown inline"
     assert nbsync.colab_badge(f"{name}.ipynb") in nb.cells[0].source
     assert not re.search(r"(?<![\w.])/(tmp|root|work|home)/", "".join(c.source for c in nb.cells))
 
