@@ -58,6 +58,7 @@ bench: bench-env setup
 	$(call bench_md,Optimizer steps$(comma) foreach vs fused,optimizer_step.py,cpu-optimizer-step.md)
 	$(call bench_md,torch.compile$(comma) cost and gain,compile_cost.py,cpu-compile.md)
 	$(call bench_md,Freed memory kept in the process vs handed back to the kernel,cpu_memory.py,cpu-memory.md)
+	$(call bench_md,Start-up: \`import torch\`$(comma) then \`import d2lcnn\` on top of it,startup.py,cpu-startup.md)
 	$(BENCH)/bin/python scripts/results_table.py
 
 clean:

@@ -4,6 +4,9 @@
 chapters use), on current Python, numpy and PyTorch: the classic functions of d2l 0.17 and
 d2l-zh (``train_ch6``, ``load_data_fashion_mnist``) and the class API of d2l 1.0, the current
 d2l.ai (``Classifier``, ``Trainer``, ``FashionMNIST``).
+
+The import stays light: torchvision is imported only to download a data set, and
+``matplotlib.pyplot`` (``d2l.plt``) on first use (``python benchmarks/startup.py`` measures it).
 """
 
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -40,7 +43,7 @@ from .ops import (
     corr2d_multi_in_out_1x1,
     pool2d,
 )
-from .plot import Animator, plt, set_figsize, show_images, use_svg_display
+from .plot import Animator, set_figsize, show_images, use_svg_display
 from .quick import is_quick, pick_setting
 from .summary import LayerError, Summary, layer_summary, print_shapes
 from .train import (
@@ -74,3 +77,15 @@ __all__ = [
     # shapes and models
     "LayerError", "MODELS", "Summary", "layer_summary", "print_shapes",
 ]  # fmt: skip
+
+
+def __getattr__(name: str) -> object:
+    if name == "plt":  # matplotlib.pyplot, imported on first use (see d2lcnn/plot.py)
+        from . import plot
+
+        return plot.plt
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"plt"})

@@ -30,8 +30,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.datasets import MNIST, FashionMNIST
-from torchvision.datasets.utils import check_integrity
 
 from .quick import QUICK_TEST, QUICK_TRAIN, is_quick, quick_banner
 
@@ -56,10 +54,12 @@ FASHION_MNIST_LABELS = (
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 
-# dataset name -> (torchvision class with mirrors and MD5s, Debian directory or None, torchvision folder)
+# dataset name -> (name of the torchvision.datasets class that holds its mirrors and MD5s, which
+# is also torchvision's folder name; Debian directory or None). torchvision is imported only to
+# download: it costs about a second of start-up (it loads torch._dynamo).
 _DATASETS = {
-    "fashion-mnist": (FashionMNIST, DEBIAN_DIR, "FashionMNIST"),
-    "mnist": (MNIST, None, "MNIST"),
+    "fashion-mnist": ("FashionMNIST", DEBIAN_DIR),
+    "mnist": ("MNIST", None),
 }
 _SPLITS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60000),
@@ -112,7 +112,7 @@ def data_sources(
     explicit = root if root is not None else os.environ.get("D2LCNN_DATA") or None
     if explicit is not None:
         base = Path(explicit).expanduser()
-        tv_name = _DATASETS[dataset][2]
+        tv_name = _DATASETS[dataset][0]
         folders += [base, base / dataset, base / tv_name / "raw"]
     folders.append(cache_dir(dataset))
     debian = _DATASETS[dataset][1]
@@ -175,15 +175,29 @@ def read_idx(path: str | os.PathLike, magic: int, count: int | None = None) -> n
     return data
 
 
+def _torchvision_class(dataset: str) -> type:
+    import torchvision.datasets  # here, not at the top: only a download needs it
+
+    return getattr(torchvision.datasets, _DATASETS[dataset][0])
+
+
 def _mirrors(dataset: str) -> list[str]:
-    return list(_DATASETS[dataset][0].mirrors)
+    """The base URLs to download ``dataset``'s files from, in order (torchvision's)."""
+    return list(_torchvision_class(dataset).mirrors)
+
+
+def _resources(dataset: str) -> list[tuple[str, str]]:
+    """``(file name, MD5)`` of each of ``dataset``'s four files (torchvision's)."""
+    return list(_torchvision_class(dataset).resources)
 
 
 def _download(dataset: str, folder: Path) -> None:
     """Download the four files into ``folder`` atomically; raise DataNotFoundError offline."""
+    from torchvision.datasets.utils import check_integrity
+
     folder.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
-    for filename, md5 in _DATASETS[dataset][0].resources:
+    for filename, md5 in _resources(dataset):
         target = folder / filename
         if check_integrity(str(target), md5):
             continue

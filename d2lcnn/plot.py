@@ -1,15 +1,33 @@
-"""Figures: d2l's ``Animator`` and ``show_images``, working in Jupyter and in a terminal."""
+"""Figures: d2l's ``Animator`` and ``show_images``, working in Jupyter and in a terminal.
+
+``matplotlib.pyplot`` is imported on first use (``plt`` here, ``d2l.plt``, or the first figure),
+not with the package: it is a quarter of a second of start-up, and importing it late also lets a
+notebook's ``%matplotlib inline`` or ``MPLBACKEND`` choose the backend first.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import ModuleType
 
-import matplotlib.pyplot as plt
 import torch
 
-__all__ = [
+# plt: given by __getattr__ below
+__all__ = [  # noqa: F822
     "plt", "in_notebook", "set_figsize", "show_live", "use_svg_display", "show_images", "Animator",
 ]  # fmt: skip
+
+
+def _pyplot() -> ModuleType:
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
+
+
+def __getattr__(name: str) -> object:
+    if name == "plt":  # d2l's name for pyplot, imported when first asked for
+        return _pyplot()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def in_notebook() -> bool:
@@ -41,7 +59,7 @@ def use_svg_display() -> None:
 
 def set_figsize(figsize: tuple[float, float] = (3.5, 2.5)) -> None:
     """Set matplotlib's default figure size (d2l name)."""
-    plt.rcParams["figure.figsize"] = figsize
+    _pyplot().rcParams["figure.figsize"] = figsize
 
 
 def _as_image(img: object) -> object:
@@ -65,7 +83,7 @@ def show_images(
     Returns the flattened array of axes.
     """
     figsize = (num_cols * scale, num_rows * scale)
-    _, axes = plt.subplots(num_rows, num_cols, figsize=figsize, squeeze=False)
+    _, axes = _pyplot().subplots(num_rows, num_cols, figsize=figsize, squeeze=False)
     axes = axes.flatten()
     for i, (ax, img) in enumerate(zip(axes, imgs, strict=False)):
         ax.imshow(_as_image(img), cmap="gray")
@@ -99,6 +117,7 @@ class Animator:
         figsize: tuple[float, float] = (3.5, 2.5),
     ) -> None:
         self.legend = list(legend or [])
+        plt = _pyplot()
         self.fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
         self.axes = axes.flatten()
         self.config = dict(xlabel=xlabel, ylabel=ylabel, xlim=xlim, ylim=ylim,

@@ -32,7 +32,7 @@ def is_quick() -> bool:
 
 def quick_banner(what: str) -> None:
     """Print the one-line quick-mode banner to stderr."""
-    print(f"[d2lcnn quick mode] {what} (unset D2LCNN_QUICK for the full run)", file=sys.stderr)
+    print(f"[d2lcnn quick mode] {what} (unset D2LCNN_QUICK to train for real)", file=sys.stderr)
 
 
 def pick_setting(setting: str | None = None) -> str:

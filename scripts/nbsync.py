@@ -1,11 +1,15 @@
 """One source of truth for the launch links: every notebook's Colab badge and setup cell, and
-the README's badges and chapter table.
+the README's badges and chapter table; and the line that shows figures in every notebook.
 
     python scripts/nbsync.py          # rewrite them
     python scripts/nbsync.py --check  # exit 1 if anything differs (used by the tests)
 
 The repository URL is read from pyproject.toml ([project.urls] Repository): moving the
 repository means changing that one line and running this script.
+
+The import cell (the first code cell after the setup cell) starts with ``%matplotlib inline``:
+without it a kernel started with ``MPLBACKEND`` set (``Agg`` in a terminal or CI, say) never
+displays a figure, and nbval then misses the figures' stored outputs.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 BADGE_RE = re.compile(r"^\[!\[Open In Colab\]\(.*?\)\]\(.*?\)\n*", re.M)
 SETUP_MARK = "# Setup (the same in every notebook)"
+INLINE = "%matplotlib inline"
 
 
 def repo_url() -> str:
@@ -91,8 +96,15 @@ def replace_section(text: str, name: str, body: str) -> str:
     return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
 
 
+def inline_figures(source: str) -> str:
+    """``source`` with ``%matplotlib inline`` as its first line (and no other ``%matplotlib``)."""
+    lines = [line for line in source.splitlines() if not line.startswith("%matplotlib")]
+    return "\n".join([INLINE, *lines])
+
+
 def sync(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
-    """Put the badge at the top of the first Markdown cell and the setup cell first among code cells."""
+    """Put the badge at the top of the first Markdown cell, the setup cell first among code cells
+    and ``%matplotlib inline`` first in the import cell (the code cell after the setup cell)."""
     first_md = next(c for c in nb.cells if c.cell_type == "markdown")
     body = BADGE_RE.sub("", first_md.source)
     first_md.source = colab_badge(name) + "\n\n" + body.lstrip("\n")
@@ -103,6 +115,9 @@ def sync(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
         cell = nbformat.v4.new_code_cell(setup_cell_source())
         cell.execution_count = None
         nb.cells.insert(nb.cells.index(first_md) + 1, cell)
+        code.insert(0, cell)
+    if len(code) > 1 and not code[1].source.startswith(INLINE + "\n"):
+        code[1].source = inline_figures(code[1].source)
     return nb
 
 
@@ -118,7 +133,7 @@ def main() -> int:
         if before != after:
             stale.append(path.name)
             if not args.check:
-                path.write_text(after)
+                nbformat.write(nb, path)  # as Jupyter writes it: a final newline
     readme = ROOT / "README.md"
     text = readme.read_text()
     new = text

@@ -4,9 +4,9 @@
     python scripts/results_table.py --check  # exit 1 if README.md is out of date
 
 Each training chapter tags its main training cell ``main-run``; its stored output holds the
-lines printed by ``d2l.train`` / ``d2l.train_ch6`` (device, precision, mode, data, input size,
-epochs, accuracies, speed, minutes) and the ``setting: ...`` line of ``d2l.pick_setting``.
-The speed section is the benchmark's stored tables in ``benchmarks/results/``.
+lines printed by ``d2l.train`` / ``d2l.train_ch6`` (device, precision, quick mode if it was on,
+data, input size, epochs, accuracies, speed, minutes) and the ``setting: ...`` line of
+``d2l.pick_setting``. The speed section is the benchmark's stored tables in ``benchmarks/results/``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from nbsync import replace_section, title  # noqa: E402
 
 LINES = {
     "setting": re.compile(r"^setting: (\w+)", re.M),
+    # "training on cpu (2 threads), fp32: 60,000 train / ..., 10 epochs", with ", quick mode"
+    # before the colon in quick mode; runs stored before that change say ", full mode" there
     "device": re.compile(
-        r"^training on (.+?), (fp32|bf16 autocast), (\w+) mode: (.+?), (\d+) epochs", re.M
+        r"^training on (.+?), (fp32|\w+ autocast)(?:, (\w+) mode)?: (.+?), (\d+) epochs", re.M
     ),
     "acc": re.compile(r"^loss ([\d.]+|nan), train acc ([\d.]+), test acc ([\d.]+)", re.M),
     "speed": re.compile(r"^([\d.]+) examples/sec on (\S+)", re.M),
@@ -58,7 +60,7 @@ def main_run(path: Path) -> dict | None:
         "notebook": path.name,
         "gpu": "cuda" in dev.group(1),
         "device": dev.group(1),
-        "mode": dev.group(3),
+        "quick": dev.group(3) == "quick",
         "setting": setting,
         "input": size.group(1) if size else "-",
         "images": images.group(1) if images else "-",
@@ -79,7 +81,7 @@ def table(notebooks: list[Path]) -> str:
     )
     rows = []
     for r in runs:
-        acc = f"{r['test_acc']}" + ("" if r["mode"] == "full" else " (quick run)")
+        acc = f"{r['test_acc']}" + (" (quick run)" if r["quick"] else "")
         gpu, cpu = (acc, "-") if r["gpu"] else ("-", acc)
         rows.append(
             f"| [{r['chapter']}](notebooks/{r['notebook']}) | {r['input']} | {gpu} | {cpu} | "

@@ -52,7 +52,7 @@ def main() -> int:
     args = parser.parse_args()
     for path in args.notebooks:
         seconds = run(path, args.quick, args.timeout)
-        print(f"{path}: {seconds:.1f} s ({'quick' if args.quick else 'full'} mode)", flush=True)
+        print(f"{path}: {seconds:.1f} s{' (quick mode)' if args.quick else ''}", flush=True)
     return 0
 
 

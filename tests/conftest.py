@@ -13,8 +13,8 @@ def isolated_data(tmp_path, monkeypatch):
     monkeypatch.delenv("D2LCNN_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     fake = dict(d2l.data._DATASETS)
-    tv_class, _, tv_name = fake["fashion-mnist"]
-    fake["fashion-mnist"] = (tv_class, tmp_path / "no-debian", tv_name)
+    tv_name, _ = fake["fashion-mnist"]
+    fake["fashion-mnist"] = (tv_name, tmp_path / "no-debian")
     monkeypatch.setattr(d2l.data, "_DATASETS", fake)
     monkeypatch.setattr(d2l.data, "_CACHE", {})
     return tmp_path

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import matplotlib
 import pytest
@@ -45,6 +49,24 @@ def test_public_api_is_listed_and_importable():
         assert hasattr(d2l, name), name
     for name in ("Accumulator", "Timer", "Animator"):
         assert name in d2l.__all__
+
+
+def test_import_leaves_torchvision_and_pyplot_for_later():
+    """``import d2lcnn`` loads neither torchvision nor pyplot; ``d2l.plt`` still is pyplot."""
+    probe = (
+        "import sys\n"
+        "import d2lcnn as d2l\n"
+        "print(sorted(m for m in ('torchvision', 'matplotlib.pyplot') if m in sys.modules))\n"
+        "fig, ax = d2l.plt.subplots()\n"
+        "print(d2l.plt.__name__, type(fig).__name__, 'matplotlib.pyplot' in sys.modules)\n"
+        "from d2lcnn import plt\n"
+        "print(plt is d2l.plt is d2l.plot.plt, 'plt' in dir(d2l))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            cwd=root, env={**os.environ, "MPLBACKEND": "Agg"}, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["[]", "matplotlib.pyplot Figure True", "True True"]
 
 
 def test_devices_here():

@@ -52,11 +52,15 @@ def lab(tmp_path_factory):
             if cell["cell_type"] == "code":
                 cell["outputs"], cell["execution_count"] = [], None
         (root / name).write_text(json.dumps(nb))
+    state = tmp_path_factory.mktemp("lab-state")
     port, token = free_port(), secrets.token_hex(16)
     cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
            f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
            "--ServerApp.port_retries=0", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
-           "jupyterlab.NeverCheckForUpdate"]  # fmt: skip
+           "jupyterlab.NeverCheckForUpdate",
+           # workspaces and settings of this run only: not the user's, nor a parallel run's
+           f"--LabApp.workspaces_dir={state / 'workspaces'}",
+           f"--LabApp.user_settings_dir={state / 'settings'}"]  # fmt: skip
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # CI runs as root; the token stays on
     env = dict(os.environ, D2LCNN_QUICK="1")

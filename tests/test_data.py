@@ -132,14 +132,17 @@ def _serve_dataset(served: Path, monkeypatch, url: str, corrupt: str | None = No
         resources.append((path.name, hashlib.md5(path.read_bytes()).hexdigest()))
         if path.name.startswith(corrupt or "\0"):
             path.write_bytes(path.read_bytes()[:-10])  # served bytes no longer match the MD5
+    monkeypatch.setattr(d2l.data, "_mirrors", lambda dataset: [url])
+    monkeypatch.setattr(d2l.data, "_resources", lambda dataset: resources)
 
-    class Fake:
-        mirrors = [url]
 
-    Fake.resources = resources
-    fake = dict(d2l.data._DATASETS)
-    fake["fashion-mnist"] = (Fake, fake["fashion-mnist"][1], "FashionMNIST")
-    monkeypatch.setattr(d2l.data, "_DATASETS", fake)
+def test_mirrors_and_checksums_come_from_torchvision():
+    for dataset in ("fashion-mnist", "mnist"):
+        mirrors = d2l.data._mirrors(dataset)
+        assert mirrors and all(m.startswith(("http://", "https://")) for m in mirrors)
+        resources = d2l.data._resources(dataset)
+        assert sorted(name for name, _ in resources) == sorted(s + ".gz" for s in STEMS)
+        assert all(len(md5) == 32 for _, md5 in resources)
 
 
 def test_download_verifies_checksums_then_renames(isolated_data, http_folder, monkeypatch):

@@ -116,6 +116,22 @@ def test_launch_links_and_setup_cells_are_generated_from_one_setting():
     assert cells == {nbsync.setup_cell_source()}
 
 
+def test_nbsync_puts_matplotlib_inline_first_in_the_import_cell():
+    """A new notebook cannot forget it: nbsync adds it, and --check fails until it is there."""
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Chapter 99: New\n\n**Objectives**"),
+        nbformat.v4.new_code_cell("import torch\n%matplotlib notebook\n\nimport d2lcnn as d2l"),
+        nbformat.v4.new_code_cell("x = 1"),
+    ])  # fmt: skip
+    before = nbformat.writes(nb)
+    synced = nbsync.sync(nb, "99_new.ipynb")
+    assert nbformat.writes(synced) != before  # what --check reports as out of date
+    code = [c.source for c in synced.cells if c.cell_type == "code"]
+    assert code == [nbsync.setup_cell_source(),
+                    "%matplotlib inline\nimport torch\n\nimport d2lcnn as d2l", "x = 1"]  # fmt: skip
+    assert nbformat.writes(nbsync.sync(synced, "99_new.ipynb")) == nbformat.writes(synced)
+
+
 def test_setup_cell_installs_only_on_colab():
     source = nbsync.setup_cell_source()
     assert 'if "google.colab" in sys.modules:' in source

@@ -33,6 +33,13 @@ REFERENCE_TABLES = {
     "10_resnet": (models.resnet18, 224),
     "11_densenet": (models.densenet, 96),
 }
+# The trainer's first line: "training on cpu (2 threads), fp32: 60,000 train / 10,000 test images
+# of 1x28x28, 10 epochs" (", quick mode" before the colon in quick mode; ", full mode" in runs
+# stored before the trainer stopped naming the mode outside quick mode)
+TRAINING_LINE = (
+    r"^training on \S+.*?, (?:fp32|\w+ autocast)(?:, (quick|full) mode)?: "
+    r"([\d,]+) train / [\d,]+ test images of 1x(\d+)x\d+, (\d+) epochs"
+)
 IGNORE = re.compile(r"^\s*#\s*NBVAL_(IGNORE_OUTPUT|SKIP)", re.M)
 sys.path.insert(0, str(ROOT / "scripts"))
 import nbsync  # noqa: E402
@@ -91,22 +98,20 @@ def test_structure_objectives_exercises_setup_cell(name):
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert re.search(r"objectives|you will", text, re.I), f"{name}: no objectives"
     assert re.search(r"^#+ .*exercises", text, re.I | re.M), f"{name}: no exercises"
-    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    first_code, imports = [c for c in nb.cells if c.cell_type == "code"][:2]
     assert first_code.source == nbsync.setup_cell_source()
+    assert imports.source.startswith("%matplotlib inline\n"), f"{name}: figures not shown inline"
     assert nbsync.colab_badge(f"{name}.ipynb") in nb.cells[0].source
     assert not re.search(r"(?<![\w.])/(tmp|root|work|home)/", "".join(c.source for c in nb.cells))
 
 
 @pytest.mark.parametrize("name", TRAINING)
-def test_training_chapters_store_a_main_run_naming_device_and_mode(name):
+def test_training_chapters_store_a_main_run_naming_device_and_precision(name):
     nb = load(name)
     main = [c for c in nb.cells if "main-run" in c.metadata.get("tags", [])]
     assert len(main) == 1, f"{name}: exactly one cell tagged main-run"
     text = stored_text(nbformat.v4.new_notebook(cells=main))
-    # the trainer's first line names device and precision (stored runs before the line dropped
-    # "full mode" for runs outside quick mode still carry it)
-    line = r"^training on \S+.*, (fp32|bf16 autocast|fp16 autocast)(, quick mode|, full mode)?: "
-    assert re.search(line, text, re.M), text[:300]
+    assert re.search(TRAINING_LINE, text, re.M), text[:300]
     assert re.search(r"test acc \d\.\d{3}", text)
 
 
@@ -123,6 +128,29 @@ def test_readme_tables_are_generated_from_the_stored_runs():
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("mode", ["", ", full mode", ", quick mode"])
+def test_trainer_lines_are_read_with_or_without_a_mode(tmp_path, mode):
+    """The trainer's first line as stored before (", full mode") and after it named only quick mode."""
+    import results_table
+
+    out = (
+        "setting: laptop (no GPU found; d2l.pick_setting('full') switches)\n"
+        f"training on cpu (2 threads), fp32{mode}: 60,000 train / 10,000 test images of 1x28x28, "
+        "10 epochs\nloss 0.470, train acc 0.823, test acc 0.817\n"
+        "14480.2 examples/sec on cpu\n10 epochs in 0.7 min of training\n"
+    )  # fmt: skip
+    cell = nbformat.v4.new_code_cell("d2l.train_ch6(...)", metadata={"tags": ["main-run"]})
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=out)]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Chapter 3: LeNet"), cell])
+    nbformat.write(nb, tmp_path / "03_lenet.ipynb")
+    run = results_table.main_run(tmp_path / "03_lenet.ipynb")
+    assert (run["device"], run["precision"], run["images"], run["input"], run["epochs"]) == (
+        "cpu (2 threads)", "fp32", "60,000", "28x28", "10")  # fmt: skip
+    assert run["quick"] == (mode == ", quick mode") and run["test_acc"] == "0.817"
+    found = re.search(TRAINING_LINE, out, re.M)
+    assert found and found.group(2, 3, 4) == ("60,000", "28", "10")
 
 
 class _EarlierCells(dict):
@@ -159,8 +187,7 @@ def test_stored_main_run_matches_the_settings_in_the_code(name):
     setting_cells = [c for c in nb.cells if c.cell_type == "code" and "pick_setting(" in c.source]
     main = next(c for c in nb.cells if "main-run" in c.metadata.get("tags", []))
     text = stored_text(nbformat.v4.new_notebook(cells=[main]))
-    run = re.search(r"(quick|full) mode: ([\d,]+) train / [\d,]+ test images of 1x(\d+)x\d+, "
-                    r"(\d+) epochs", text)  # fmt: skip
+    run = re.search(TRAINING_LINE, text, re.M)
     assert run, text[:300]
     if run.group(1) == "quick" or not setting_cells:
         return
