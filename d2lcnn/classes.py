@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from .data import FASHION_MNIST_LABELS, ImageBatches, load_data_fashion_mnist
 from .device import cpu, gpu, try_gpu
 from .device import num_gpus as count_gpus
-from .plot import in_notebook, plt, show_images, show_live
+from .plot import in_notebook, show_images, show_live
 from .summary import print_shapes
 from .train import History, init_xavier, train
 
@@ -100,6 +100,8 @@ class ProgressBoard(HyperParameters):
         if not self.display:
             return
         if self.fig is None:
+            from .plot import plt  # pyplot on first use: it is slow to import
+
             self.fig = plt.figure(figsize=self.figsize)
             plt.close(self.fig)  # shown by show_live, not again by pyplot
         axes = self.axes or (self.fig.axes[0] if self.fig.axes else self.fig.add_subplot())
