@@ -54,6 +54,9 @@ bench: bench-env setup
 		--subset 60000 --test-subset 10000 --output benchmarks/results/cpu-28px.md
 	$(BENCH)/bin/python benchmarks/vs_d2l.py --models alexnet,vgg11_4,nin,googlenet,resnet18,densenet \
 		--epochs 1 --subset-large 768 --test-subset 500 --repeats 2 --scaling --output benchmarks/results/cpu-large.md
+	$(BENCH)/bin/python benchmarks/vs_d2l.py --api classes --models lenet,alexnet --repeats 3 --epochs 3 \
+		--subset 60000 --test-subset 10000 --repeats-large 2 --epochs-large 1 --subset-large 768 \
+		--test-subset-large 500 --output benchmarks/results/cpu-classes.md
 	$(call bench_md,Speed switches of \`d2lcnn.train\`$(comma) training examples/s,switches.py --models $(SWITCH_MODELS),cpu-switches.md)
 	$(call bench_md,Optimizer steps$(comma) foreach vs fused,optimizer_step.py,cpu-optimizer-step.md)
 	$(call bench_md,torch.compile$(comma) cost and gain,compile_cost.py,cpu-compile.md)

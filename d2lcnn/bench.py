@@ -21,6 +21,16 @@ memory their mean. Reported:
 * test accuracy on the same test subset; peak memory: RSS of the process tree (d2l's loader
   workers included), sampled every 20 ms, or peak CUDA memory on a GPU.
 
+With ``--api classes`` each run is the d2l 1.0 book's training cell instead (LeNet from its lenet
+section, AlexNet from its alexnet section), the same code on both sides with ``d2l`` bound to
+``d2l.torch`` (d2l 1.0.3) or to ``d2lcnn``: the book's model class (:func:`book_classes`, written
+as the book writes it, on ``d2l.Classifier``), ``d2l.FashionMNIST(batch_size=..., resize=...)``,
+``model.apply_init(..., d2l.init_cnn)`` where the book calls it, ``d2l.Trainer(max_epochs=E,
+num_gpus=1)`` and ``trainer.fit(model, data)`` (d2lcnn's runs through ``d2lcnn.train``), with the
+book's learning rates and batch size. Wall examples/s time that whole cell (data construction
+included); test accuracy is ``d2lcnn.evaluate_accuracy_gpu`` on each side's validation loader (the
+same test subset) after ``fit``; neither trainer reports a speed of its own.
+
 d2l is not a dependency of the course. It is installed in the benchmark's own environment only
 (``make bench-env``: ``pip install --no-deps d2l==1.0.3`` plus pandas, scipy, requests, psutil).
 """
@@ -40,11 +50,69 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import redirect_stdout
+from contextlib import redirect_stdout, suppress
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path.cwd()
 DEFAULT_MODELS = "lenet,alexnet,vgg11_4,nin,googlenet,bn_lenet,resnet18,densenet"
+
+
+class BookRun(NamedTuple):
+    """How a section of the d2l 1.0 book trains its model (``--api classes``)."""
+
+    lr: float
+    batch_size: int
+    resize: tuple[int, int]
+    apply_init: bool  # model.apply_init([first batch], d2l.init_cnn) before fit, as the section
+
+
+BOOK_RUNS = {
+    "lenet": BookRun(lr=0.1, batch_size=128, resize=(28, 28), apply_init=True),
+    "alexnet": BookRun(lr=0.01, batch_size=128, resize=(224, 224), apply_init=False),
+}
+
+
+def book_classes(d2l) -> dict[str, type]:
+    """The d2l 1.0 book's model classes, as its sections write them, on ``d2l.Classifier`` of the
+    given module (``d2l.torch`` or ``d2lcnn``): both sides of the benchmark run this code."""
+    from torch import nn
+
+    class LeNet(d2l.Classifier):  # chapter_convolutional-neural-networks/lenet
+        """The LeNet-5 model."""
+
+        def __init__(self, lr=0.1, num_classes=10):
+            super().__init__()
+            self.save_hyperparameters()
+            self.net = nn.Sequential(
+                nn.LazyConv2d(6, kernel_size=5, padding=2), nn.Sigmoid(),
+                nn.AvgPool2d(kernel_size=2, stride=2),
+                nn.LazyConv2d(16, kernel_size=5), nn.Sigmoid(),
+                nn.AvgPool2d(kernel_size=2, stride=2),
+                nn.Flatten(),
+                nn.LazyLinear(120), nn.Sigmoid(),
+                nn.LazyLinear(84), nn.Sigmoid(),
+                nn.LazyLinear(num_classes))  # fmt: skip
+
+    class AlexNet(d2l.Classifier):  # chapter_convolutional-modern/alexnet
+        def __init__(self, lr=0.1, num_classes=10):
+            super().__init__()
+            self.save_hyperparameters()
+            self.net = nn.Sequential(
+                nn.LazyConv2d(96, kernel_size=11, stride=4, padding=1),
+                nn.ReLU(), nn.MaxPool2d(kernel_size=3, stride=2),
+                nn.LazyConv2d(256, kernel_size=5, padding=2), nn.ReLU(),
+                nn.MaxPool2d(kernel_size=3, stride=2),
+                nn.LazyConv2d(384, kernel_size=3, padding=1), nn.ReLU(),
+                nn.LazyConv2d(384, kernel_size=3, padding=1), nn.ReLU(),
+                nn.LazyConv2d(256, kernel_size=3, padding=1), nn.ReLU(),
+                nn.MaxPool2d(kernel_size=3, stride=2), nn.Flatten(),
+                nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(p=0.5),
+                nn.LazyLinear(4096), nn.ReLU(),nn.Dropout(p=0.5),
+                nn.LazyLinear(num_classes))  # fmt: skip
+            self.net.apply(d2l.init_cnn)
+
+    return {"lenet": LeNet, "alexnet": AlexNet}
 
 
 # --- measured inside a worker subprocess ------------------------------------------------------------
@@ -105,6 +173,8 @@ def torchvision_layout(tmp: Path) -> Path:
 
 
 def worker(spec: dict) -> dict:
+    if spec.get("api") == "classes":
+        return book_worker(spec)
     import torch
 
     import d2lcnn
@@ -168,6 +238,84 @@ def worker(spec: dict) -> dict:
     return result
 
 
+def use_subsets(data, train_size: int, test_size: int) -> None:
+    """Cut the training and validation data of a ``FashionMNIST`` (d2l 1.0's or d2lcnn's) to their
+    first ``train_size`` / ``test_size`` images class by class, the d2l way: ``data.train`` and
+    ``data.val`` become ``Subset``s, which both ``get_dataloader``s serve. The same images on both
+    sides (both data sets have torchvision's ``targets``)."""
+    import torch
+
+    from d2lcnn.data import balanced_subset
+
+    for name, n in (("train", train_size), ("val", test_size)):
+        dataset = getattr(data, name)
+        if n < len(dataset):
+            keep = balanced_subset(torch.as_tensor(dataset.targets), n).tolist()
+            setattr(data, name, torch.utils.data.Subset(dataset, keep))
+
+
+def book_worker(spec: dict) -> dict:
+    """One run of the d2l 1.0 book's training cell (``--api classes``), with ``d2l`` bound to
+    ``d2l.torch`` or to ``d2lcnn``: the same code on both sides."""
+    import torch
+
+    import d2lcnn
+
+    book = BOOK_RUNS[spec["model"]]
+    device = d2lcnn.resolve_device(spec["device"])
+    num_gpus = 0 if device.type == "cpu" else 1  # the book's num_gpus=1, unless --device cpu
+    batch_size = spec["batch_size"] or book.batch_size
+    tmp = None
+    if spec["impl"] == "d2l":
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import d2l.torch as d2l  # noqa: I001  (the reference, from the benchmark environment)
+
+        tmp = Path(tempfile.mkdtemp(prefix="bench-d2l-"))
+        os.makedirs(torchvision_layout(tmp) / "cwd")
+        os.chdir(tmp / "cwd")  # d2l 1.0's FashionMNIST reads ../data
+    else:
+        d2l = d2lcnn
+    # Imports are not the training cell's. `import d2l.torch` brings these in (torch._dynamo via
+    # torchvision: ~1-2 s on a 2-core CPU); d2lcnn imports them on first use (torch.optim's first
+    # optimizer, the notebook check), inside the cell. Both sides have them before the clock.
+    import torch._dynamo  # noqa: F401
+
+    with suppress(ImportError):  # d2lcnn does without IPython
+        import IPython  # noqa: F401
+
+    Model = book_classes(d2l)[spec["model"]]
+    torch.manual_seed(spec["seed"])
+    try:  # stdout: d2l's figures as text (no Jupyter), d2lcnn's training lines
+        with PeakMemory(device.type == "cuda") as mem, redirect_stdout(io.StringIO()):
+            tic = time.perf_counter()
+            trainer = d2l.Trainer(max_epochs=spec["epochs"], num_gpus=num_gpus)
+            data = d2l.FashionMNIST(batch_size=batch_size, resize=book.resize)
+            use_subsets(data, spec["subset"], spec["test_subset"])
+            model = Model(lr=book.lr)
+            if book.apply_init:
+                model.apply_init([next(iter(data.get_dataloader(True)))[0]], d2l.init_cnn)
+            trainer.fit(model, data)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            wall = time.perf_counter() - tic
+        test_acc = d2lcnn.evaluate_accuracy_gpu(model, data.get_dataloader(False))
+    finally:
+        if tmp is not None:
+            os.chdir(ROOT)
+            shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "impl": spec["impl"],
+        "train_images": len(data.train),
+        "test_images": len(data.val),
+        "test_acc": test_acc,
+        "wall_eps": len(data.train) * spec["epochs"] / wall,
+        "wall_s": wall,
+        "peak_mb": mem.peak / 2**20,
+    }
+
+
 # --- the driver -----------------------------------------------------------------------------
 def run_worker(spec: dict) -> dict:
     env = dict(os.environ)
@@ -196,39 +344,53 @@ def device_name(spec: str) -> str:
 def compare(args: argparse.Namespace) -> str:
     import d2lcnn
 
+    classes = args.api == "classes"
     rows = []
-    header = (
-        "| model | input | train images x epochs | d2l wall ex/s | d2lcnn wall ex/s | ratio | "
-        "d2l own ex/s | d2lcnn own ex/s | d2l test acc | d2lcnn test acc | d2l peak MB | "
-        "d2lcnn peak MB |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
-    )
+    own = [] if classes else ["d2l own ex/s", "d2lcnn own ex/s"]  # neither Trainer reports one
+    columns = ["model", "input", "train images x epochs", "d2l wall ex/s", "d2lcnn wall ex/s",
+               "ratio", *own, "d2l test acc", "d2lcnn test acc", "d2l peak MB", "d2lcnn peak MB"]  # fmt: skip
+    header = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
     print(header, flush=True)
     for model in args.models.split(","):
-        recipe = d2lcnn.MODELS[model]
-        size = recipe.resize or 28
-        subset = args.subset if size == 28 else args.subset_large
-        batch = args.batch_size or recipe.batch_size
-        subset = max(subset, 5 * batch)  # d2l's train_ch6 divides by len(train_iter) // 5
+        if classes:
+            book = BOOK_RUNS[model]
+            size, batch = book.resize[0], args.batch_size or book.batch_size
+        else:
+            recipe = d2lcnn.MODELS[model]
+            size, batch = recipe.resize or 28, args.batch_size or recipe.batch_size
+        large = size != 28
+        subset = args.subset_large if large else args.subset
+        epochs = args.epochs_large if large else args.epochs
+        test_subset = args.test_subset_large if large else args.test_subset
+        repeats = args.repeats_large if large else args.repeats
+        if not classes:
+            subset = max(subset, 5 * batch)  # d2l's train_ch6 divides by len(train_iter) // 5
         runs: dict[str, list[dict]] = {"d2l": [], "d2lcnn": []}
-        for r in range(args.repeats):
+        for r in range(repeats):
             order = ("d2l", "d2lcnn") if r % 2 == 0 else ("d2lcnn", "d2l")
             for impl in order:
-                spec = dict(impl=impl, model=model, device=args.device, epochs=args.epochs,
-                            subset=subset, test_subset=args.test_subset, seed=args.seed + r,
-                            batch_size=args.batch_size)  # fmt: skip
+                spec = dict(impl=impl, model=model, device=args.device, epochs=epochs,
+                            subset=subset, test_subset=test_subset, seed=args.seed + r,
+                            batch_size=args.batch_size, api=args.api)  # fmt: skip
                 runs[impl].append(run_worker(spec))
 
         def best(impl: str, key: str, runs: dict[str, list[dict]] = runs) -> float:
             values = [x[key] for x in runs[impl]]
             return max(values) if key.endswith("eps") else sum(values) / len(values)
 
+        if classes:  # the images each side trained on: the subset, or all there are
+            counts = {x["train_images"] for impl in runs for x in runs[impl]}
+            if len(counts) != 1:
+                raise RuntimeError(f"{model}: the two sides trained on {sorted(counts)} images")
+            subset = counts.pop()
         a, b = best("d2l", "wall_eps"), best("d2lcnn", "wall_eps")
-        row = (
-            f"| {model} | {size}x{size} | {subset:,} x {args.epochs} | {a:,.1f} | {b:,.1f} | "
-            f"**{b / a:.2f}x** | {best('d2l', 'own_eps'):,.1f} | {best('d2lcnn', 'own_eps'):,.1f} | "
-            f"{best('d2l', 'test_acc'):.3f} | {best('d2lcnn', 'test_acc'):.3f} | "
-            f"{best('d2l', 'peak_mb'):,.0f} | {best('d2lcnn', 'peak_mb'):,.0f} |"
-        )
+        cells = [model, f"{size}x{size}", f"{subset:,} x {epochs}", f"{a:,.1f}", f"{b:,.1f}",
+                 f"**{b / a:.2f}x**"]  # fmt: skip
+        if not classes:
+            cells += [f"{best('d2l', 'own_eps'):,.1f}", f"{best('d2lcnn', 'own_eps'):,.1f}"]
+        cells += [f"{best('d2l', 'test_acc'):.3f}", f"{best('d2lcnn', 'test_acc'):.3f}",
+                  f"{best('d2l', 'peak_mb'):,.0f}", f"{best('d2lcnn', 'peak_mb'):,.0f}"]  # fmt: skip
+        row = "| " + " | ".join(cells) + " |"
         print(row, flush=True)
         rows.append(row)
     return header + "\n" + "\n".join(rows)
@@ -293,19 +455,31 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m d2lcnn bench", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("--models", default=DEFAULT_MODELS)
+    parser.add_argument("--api", choices=("classic", "classes"), default="classic",
+                        help="classic: load_data_fashion_mnist + train_ch6 on d2lcnn's models; "
+                        "classes: the d2l 1.0 book's classes (Classifier, FashionMNIST, "
+                        "Trainer.fit)")  # fmt: skip
+    parser.add_argument("--models", default=None,
+                        help=f"default: {DEFAULT_MODELS} (classic), {','.join(BOOK_RUNS)} "
+                        "(classes)")  # fmt: skip
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs-large", type=int, default=None,
+                        help="epochs for the 96/224-px models (default: --epochs)")  # fmt: skip
     parser.add_argument(
         "--subset", type=int, default=10000, help="training images for 28x28 models"
     )
     parser.add_argument("--subset-large", type=int, default=None,
                         help="training images for the 96/224-px models (default: --subset)")  # fmt: skip
     parser.add_argument("--test-subset", type=int, default=1000)
+    parser.add_argument("--test-subset-large", type=int, default=None,
+                        help="test images for the 96/224-px models (default: --test-subset)")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=None, help="default: the book's")
     parser.add_argument("--device", default="auto")
     parser.add_argument(
         "--repeats", type=int, default=1, help="alternating runs per implementation"
     )
+    parser.add_argument("--repeats-large", type=int, default=None,
+                        help="repeats for the 96/224-px models (default: --repeats)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scaling", action="store_true", help="also the batch-size scaling table")
     parser.add_argument(
@@ -318,12 +492,33 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
     args.subset_large = args.subset_large or args.subset
+    args.epochs_large = args.epochs_large or args.epochs
+    args.test_subset_large = args.test_subset_large or args.test_subset
+    args.repeats_large = args.repeats_large or args.repeats
+    classes = args.api == "classes"
+    args.models = args.models or (",".join(BOOK_RUNS) if classes else DEFAULT_MODELS)
+    import d2lcnn
+
+    known = BOOK_RUNS if classes else d2lcnn.MODELS
+    unknown = [m for m in args.models.split(",") if m not in known]
+    if unknown:
+        parser.error(
+            f"--api {args.api} knows no model {', '.join(unknown)}: use {', '.join(known)}"
+        )
     command = "python benchmarks/vs_d2l.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"device: {device_name(args.device)}", flush=True)
     text = [
         f"Device: {device_name(args.device)}. Command: `{command}` ({time.strftime('%Y-%m-%d')}).",
         "",
     ]
+    if classes:
+        text += [
+            "d2l 1.0's class API, the same code on both sides: the book's model class on "
+            "`d2l.Classifier`, `d2l.FashionMNIST`, `d2l.Trainer(max_epochs, num_gpus=1).fit` "
+            "(d2l 1.0.3; d2lcnn's runs through `d2l.train`). Wall ex/s: the whole training cell, "
+            "data construction included; test accuracy: `d2l.evaluate_accuracy_gpu` after fit.",
+            "",
+        ]
     text.append(compare(args))
     if args.scaling:
         print(flush=True)

@@ -47,3 +47,18 @@ def test_benchmark_worker_measures_d2lcnn():
     out = json.loads(result.stdout.splitlines()[-1])
     assert out["impl"] == "d2lcnn" and 0.0 <= out["test_acc"] <= 1.0
     assert out["wall_eps"] > 0 and out["peak_mb"] > 0
+
+
+def test_benchmark_classes_worker_runs_the_book_cell_on_d2lcnn():
+    # --api classes, d2lcnn's side: the d2l 1.0 book's LeNet cell (its class on d2l.Classifier,
+    # d2l.FashionMNIST, apply_init, Trainer.fit) on class-balanced subsets of both splits.
+    spec = dict(impl="d2lcnn", model="lenet", device="cpu", epochs=1, subset=512, test_subset=200,
+                seed=0, batch_size=None, api="classes")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "D2LCNN_QUICK"}  # as the driver runs it
+    result = subprocess.run([sys.executable, "-m", "d2lcnn.bench", "--worker", json.dumps(spec)],
+                            capture_output=True, text=True, env=dict(env, MPLBACKEND="Agg"),
+                            check=False, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.splitlines()[-1])
+    assert out["impl"] == "d2lcnn" and (out["train_images"], out["test_images"]) == (512, 200)
+    assert 0.0 <= out["test_acc"] <= 1.0 and out["wall_eps"] > 0 and out["peak_mb"] > 0
