@@ -240,15 +240,33 @@ class FashionMNIST(DataModule):
         self.save_hyperparameters()
         train_iter, val_iter = load_data_fashion_mnist(batch_size, resize=resize, root=root)
         self._iters = {True: train_iter, False: val_iter}
-        self.train, self.val = train_iter.dataset, val_iter.dataset
+        self._views = {True: train_iter.dataset, False: val_iter.dataset}
+        self.train, self.val = self._views[True], self._views[False]
+        self._subsets: dict[int, ImageBatches] = {}
 
     def text_labels(self, indices: Sequence[int] | torch.Tensor) -> list[str]:
         """Class names of label indices."""
         return [FASHION_MNIST_LABELS[int(i)] for i in indices]
 
-    def get_dataloader(self, train: bool) -> ImageBatches:
-        """The training batches (reshuffled every pass) or the validation batches."""
-        return self._iters[bool(train)]
+    def get_dataloader(self, train: bool):
+        """The training batches (reshuffled every pass) or the validation batches.
+
+        Like d2l's, it serves ``data.train`` / ``data.val``: assign a
+        ``torch.utils.data.Subset`` of one to train on part of it (served as uint8-resident
+        batches too), or any other dataset (served by a ``DataLoader``).
+        """
+        train = bool(train)
+        data, batches = (self.train if train else self.val), self._iters[train]
+        if data is self._views[train]:
+            return batches
+        if isinstance(data, torch.utils.data.Subset) and data.dataset is self._views[train]:
+            if id(data) not in self._subsets:
+                keep = torch.as_tensor(list(data.indices), dtype=torch.long)
+                self._subsets = {id(data): ImageBatches(
+                    batches.images[keep], batches.labels[keep], batches.batch_size,
+                    shuffle=train, resize=batches.resize, seed=batches.seed)}  # fmt: skip
+            return self._subsets[id(data)]
+        return torch.utils.data.DataLoader(data, self.batch_size, shuffle=train)
 
     def visualize(self, batch: Sequence[torch.Tensor], nrows: int = 1, ncols: int = 8,
                   labels: Sequence[str] = ()) -> None:  # fmt: skip

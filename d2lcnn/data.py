@@ -322,6 +322,11 @@ class _ImageDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self._b.num_examples
 
+    @property
+    def targets(self) -> torch.Tensor:
+        """The labels (N,), as torchvision's data sets name them."""
+        return self._b.labels
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         X, y = self._b._make(torch.tensor([i], device=self._b.images.device))
         return X[0], int(y[0])

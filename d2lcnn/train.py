@@ -299,7 +299,8 @@ def train(
 ) -> History:
     """Train ``net`` for classification; return a :class:`History`.
 
-    Batches X: (B, C, H, W) float, y: (B,) int64. ``device`` defaults to ``try_gpu()``.
+    Batches X: (B, C, H, W) float, y: (B,) int64; ``test_iter`` may be ``None`` (test metrics
+    NaN). ``device`` defaults to ``try_gpu()``.
     ``init='xavier'`` re-initialises Linear/Conv2d weights as d2l does (a function is applied to
     every module instead; ``None`` keeps them). Lazy layers (``nn.LazyConv2d``, ``nn.LazyLinear``)
     take their shapes from one forward pass on a training batch first; a layer that does not fit
@@ -319,8 +320,10 @@ def train(
         for epoch in range(run.start_epoch, run.num_epochs):
             loss, acc, seconds, seen = _train_epoch(run, epoch)
             tic = time.perf_counter()
-            test_acc, test_loss = _evaluate(run.model, run.test_iter, run.device, run.dtype,
-                                            run.nhwc, run.loss_fn)  # fmt: skip
+            test_acc, test_loss = math.nan, math.nan  # no test data: d2l 1.0 allows it
+            if run.test_iter is not None:
+                test_acc, test_loss = _evaluate(run.model, run.test_iter, run.device, run.dtype,
+                                                run.nhwc, run.loss_fn)  # fmt: skip
             run.eval_seconds += time.perf_counter() - tic
             _end_epoch(run, EpochStats(epoch + 1, loss, acc, test_acc, seconds, seen / seconds,
                                        test_loss))  # fmt: skip

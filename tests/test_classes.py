@@ -112,6 +112,18 @@ def test_fashion_mnist_data_module():
     d2l.plt.close("all")
 
 
+def test_fashion_mnist_serves_what_is_assigned_to_train_and_val():
+    data = d2l.FashionMNIST(batch_size=64)
+    data.train = torch.utils.data.Subset(data.train, range(0, 200, 2))  # d2l's habit
+    train = data.get_dataloader(True)
+    assert isinstance(train, d2l.ImageBatches) and train.num_examples == 100
+    assert data.get_dataloader(True) is train  # the same subset is served, not rebuilt
+    X, y = next(iter(data.get_dataloader(False)))
+    assert X.shape == (64, 1, 28, 28)
+    data.val = torch.utils.data.TensorDataset(torch.zeros(10, 1, 28, 28), torch.zeros(10).long())
+    assert [len(b[0]) for b in data.val_dataloader()] == [10]
+
+
 def test_fashion_mnist_rejects_a_bad_resize():
     with pytest.raises(ValueError, match="resize must be"):
         d2l.FashionMNIST(batch_size=64, resize=(0, 28))
