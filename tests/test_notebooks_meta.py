@@ -20,8 +20,9 @@ NOTEBOOKS = ROOT / "notebooks"
 CHAPTERS = [
     "00_start_here", "01_convolutions", "02_pooling", "03_lenet", "04_training_workflow",
     "05_alexnet", "06_vgg", "07_nin", "08_googlenet", "09_batch_norm", "10_resnet", "11_densenet",
+    "appendix_a_d2l_ai",
 ]  # fmt: skip
-TRAINING = CHAPTERS[3:]
+TRAINING = CHAPTERS[3:]  # the appendix trains too (the book's LeNet, through d2l.Trainer)
 # chapter -> (reference model, input size) whose depth-1 table the chapter must show
 REFERENCE_TABLES = {
     "03_lenet": (models.lenet, 28),
@@ -32,6 +33,7 @@ REFERENCE_TABLES = {
     "09_batch_norm": (models.bn_lenet, 28),
     "10_resnet": (models.resnet18, 224),
     "11_densenet": (models.densenet, 96),
+    "appendix_a_d2l_ai": (models.lenet, 28),  # its lazy LeNet, after training
 }
 # The trainer's first line: "training on cpu (2 threads), fp32: 60,000 train / 10,000 test images
 # of 1x28x28, 10 epochs" (", quick mode" before the colon in quick mode; ", full mode" in runs
