@@ -58,7 +58,11 @@ def run_one(path: Path) -> dict:
             error = f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:120]}"
     stop.set()
     thread.join()
-    return {"peak_mb": peak[0] / 2**20, "seconds": time.perf_counter() - tic, "error": error}
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                      for o in c.get("outputs", []) if o.get("output_type") == "stream")  # fmt: skip
+    setting = next((ln for ln in printed.splitlines() if ln.startswith("setting: ")), "")
+    return {"peak_mb": peak[0] / 2**20, "seconds": time.perf_counter() - tic, "error": error,
+            "setting": setting}  # fmt: skip
 
 
 def main() -> int:
