@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 import d2lcnn as d2l
-from d2lcnn.device import autocast_dtype
-from d2lcnn.layout import faster_layout as _faster_layout
+from d2lcnn.device import autocast_candidates, autocast_dtype
+from d2lcnn.layout import fastest
 
 VARIANTS = {
     "fp32": dict(channels_last=False, precision="fp32"),
@@ -79,14 +79,14 @@ def steps_per_second(model: str, device: torch.device, channels_last: bool, prec
 
 
 def auto_layout(model: str, device: torch.device) -> str:
-    """The layout ``d2lcnn.train(channels_last='auto')`` picks for ``model`` on ``device``."""
+    """What ``d2lcnn.train(channels_last='auto', precision='auto')`` picks for ``model`` here."""
     recipe = d2l.MODELS[model]
     arrays = d2l.load_arrays()
     it = d2l.ImageBatches(arrays.train_images[:256], arrays.train_labels[:256],
                           recipe.batch_size, resize=recipe.resize).to(device)  # fmt: skip
     net = recipe.build().to(device)
-    nhwc = _faster_layout(net, it, device, autocast_dtype(device, "auto"))
-    return "channels_last" if nhwc else "NCHW"
+    nhwc, dtype = fastest(net, it, device, (True, False), autocast_candidates(device, "auto"))
+    return ("bf16+" if dtype is not None else "fp32+") + ("channels_last" if nhwc else "NCHW")
 
 
 def main() -> int:

@@ -407,13 +407,13 @@ def scaling(args: argparse.Namespace) -> str:
 
     import d2lcnn
     from d2lcnn.device import autocast as _autocast
-    from d2lcnn.device import autocast_dtype, keep_freed_cpu_memory
-    from d2lcnn.layout import faster_layout as _faster_layout
+    from d2lcnn.device import autocast_candidates, keep_freed_cpu_memory
+    from d2lcnn.layout import fastest
 
     device = d2lcnn.resolve_device(args.device)
     if device.type == "cpu":
         keep_freed_cpu_memory()
-    dtype = autocast_dtype(device, "auto")
+    candidates = autocast_candidates(device, "auto")
     sizes = [64, 128, 256, 512, 1024]
     lines = ["| model | input | " + " | ".join(f"batch {b}" for b in sizes) + " |",
              "|---|---|" + "---|" * len(sizes)]  # fmt: skip
@@ -426,7 +426,8 @@ def scaling(args: argparse.Namespace) -> str:
             opt = torch.optim.SGD(net.parameters(), lr=0.01)
             X = torch.rand(bs, 1, size, size, device=device)
             y = torch.randint(0, 10, (bs,), device=device)
-            if _faster_layout(net, [(X, y)], device, dtype):
+            nhwc, dtype = fastest(net, [(X, y)], device, (True, False), candidates)
+            if nhwc:
                 X = X.contiguous(memory_format=torch.channels_last)
             steps = max(
                 2, min(50, (args.scaling_images if device.type == "cpu" else 20 * 1024) // bs)

@@ -21,7 +21,7 @@ __all__ = [
     "cpu_has_bf16",
     "autocast",
     "autocast_dtype",
-    "cpu_auto_bf16",
+    "autocast_candidates",
     "cuda_capability",
     "precision_name",
     "describe_device",
@@ -144,7 +144,8 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     RTX 20xx)                               (cuDNN has no bf16 convolutions below 8.0)
     CUDA below 7.0                          float32
     Apple mps                               float32 (unmeasured)
-    CPU                                     float32 unless :func:`cpu_auto_bf16`
+    CPU                                     float32; with bf16 instructions the trainer
+                                            times bf16 too (:func:`autocast_candidates`)
     ======================================  =========================================
 
     ``torch.cuda.is_bf16_supported()`` is not asked: it answers True on a T4, where bf16 is
@@ -158,17 +159,17 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     if device.type == "cuda":
         major = cuda_capability(device)[0]
         return torch.bfloat16 if major >= 8 else torch.float16 if major == 7 else None
-    if device.type == "cpu" and cpu_auto_bf16():
-        return torch.bfloat16
     return None
 
 
-def cpu_auto_bf16() -> bool:
-    """Whether ``precision='auto'`` trains in bfloat16 on this CPU.
-
-    Only where it is measured to win: see ``benchmarks/results/cpu-bf16.md``.
-    """
-    return False
+def autocast_candidates(device: torch.device, precision: str = "auto") -> tuple:
+    """The precisions ``precision`` leaves open on ``device``: float32 and bfloat16 for ``'auto'``
+    on a CPU with bf16 instructions (the trainer times both on the model, see
+    :func:`d2lcnn.layout.fastest`), otherwise the one :func:`autocast_dtype` chooses."""
+    dtype = autocast_dtype(device, precision)
+    if precision == "auto" and device.type == "cpu" and cpu_has_bf16():
+        return (None, torch.bfloat16)
+    return (dtype,)
 
 
 def precision_name(dtype: torch.dtype | None) -> str:

@@ -1,4 +1,5 @@
-"""``channels_last='auto'``: measure NHWC against NCHW on the model's own training pass.
+"""``channels_last='auto'`` (and ``precision='auto'`` on a CPU with bf16 instructions): measure
+NHWC against NCHW, and float32 against bfloat16, on the model's own training passes.
 
 Which memory format is faster depends on the model, the device, the precision and the batch size
 (on a 2-core CPU: NHWC is faster for AlexNet ... DenseNet and LeNet, slower for BN-LeNet, whose
@@ -12,8 +13,13 @@ NHWC, NCHW, NHWC, NCHW, ..., keeping the fastest pass of each (the least disturb
 5 rounds or 1.5 s, on the learner's whole batch when a pass of it is cheap (under 0.1 s: the
 speed that matters is the one at the training batch size), else on 16 images. A slow model (a
 pass of 16 images over 0.3 s, e.g. AlexNet at 224 px on a CPU) is timed once per layout: a pass
-that long is not noise. ``benchmarks/layout_choice.py`` measures
-the choice in fresh processes.
+that long is not noise. ``benchmarks/layout_choice.py`` measures the choice in fresh processes.
+
+On a CPU with bf16 instructions (AVX512-BF16, AMX) bfloat16 autocast is a candidate too, because
+no fixed choice is right there either: on a 2-core AMD EPYC with AVX512-BF16, bf16 trained
+ResNet-18 and GoogLeNet at 96 px 1.6-1.7x faster than fp32, LeNet 10 % slower, and BN-LeNet 30x
+slower (``benchmarks/results/cpu-bf16.md``). bf16 is kept only when it is at least 10 % faster
+(``BF16_MARGIN``), so a tie keeps the arithmetic of the chapters' stored runs.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -29,7 +35,7 @@ from torch import nn
 from .data import ImageBatches
 from .device import autocast
 
-__all__ = ["faster_layout", "probe_batch"]
+__all__ = ["BF16_MARGIN", "faster_layout", "fastest", "probe_batch"]
 
 _SLOW_PASS_S = 0.3  #: a pass at least this long is timed once per layout, on a few images
 _BUDGET_S = 1.5  #: the fast-model probe stops alternating after this much time
@@ -65,40 +71,66 @@ def _pass_seconds(net: nn.Module, X: torch.Tensor, y: torch.Tensor, nhwc: bool,
     return time.perf_counter() - tic
 
 
-def _time_layouts(net: nn.Module, data_iter: Iterable, device: torch.device,
-                  dtype: torch.dtype | None) -> dict[bool, float]:  # fmt: skip
-    """The fastest pass of each layout (``{nhwc: seconds}``), alternating the two."""
+Candidate = tuple[bool, "torch.dtype | None"]  #: (NHWC?, autocast dtype or None for fp32)
+
+
+def _time(net: nn.Module, data_iter: Iterable, device: torch.device,
+          candidates: list[Candidate]) -> dict[Candidate, float]:  # fmt: skip
+    """The fastest pass of each candidate (``{(nhwc, dtype): seconds}``), taking turns."""
     X, y = probe_batch(data_iter, device, 16)
-    for nhwc in (True, False):  # warm-up: kernel choice, first allocations
+    for nhwc, dtype in candidates:  # warm-up: kernel choice, first allocations
         _pass_seconds(net, X, y, nhwc, dtype)
-    best = {nhwc: _pass_seconds(net, X, y, nhwc, dtype) for nhwc in (True, False)}
+    best = {c: _pass_seconds(net, X, y, *c) for c in candidates}
     if min(best.values()) > _SLOW_PASS_S:
         return best
     batch = getattr(data_iter, "batch_size", None) or X.shape[0]
     if min(best.values()) * batch / X.shape[0] < _FULL_BATCH_S:  # cheap: the learner's batch
         X, y = probe_batch(data_iter, device)
-        _pass_seconds(net, X, y, True, dtype), _pass_seconds(net, X, y, False, dtype)
-        best = {True: math.inf, False: math.inf}
+        for c in candidates:
+            _pass_seconds(net, X, y, *c)
+        best = dict.fromkeys(candidates, math.inf)
     start = time.perf_counter()
     for _ in range(_ROUNDS):
-        for nhwc in (True, False):
-            best[nhwc] = min(best[nhwc], _pass_seconds(net, X, y, nhwc, dtype))
+        for c in candidates:
+            best[c] = min(best[c], _pass_seconds(net, X, y, *c))
         if time.perf_counter() - start > _BUDGET_S:
             break
     return best
 
 
-def faster_layout(net: nn.Module, data_iter: Iterable, device: torch.device,
-                  dtype: torch.dtype | None) -> bool:  # fmt: skip
-    """Time training passes in NHWC and NCHW, leave ``net`` in the faster; return ``True`` for NHWC.
+def fastest(net: nn.Module, data_iter: Iterable, device: torch.device,
+            layouts: Sequence[bool] = (True, False),
+            dtypes: Sequence[torch.dtype | None] = (None,)) -> Candidate:  # fmt: skip
+    """Time training passes in each layout (NHWC: ``True``) and autocast dtype; leave ``net`` in
+    the fastest layout and return ``(nhwc, dtype)``.
 
-    The weights, gradients, batch-norm statistics, training mode and random-number state are left
-    as they were. A model that calls ``.view()`` on a convolution's output cannot run in NHWC: it
-    keeps NCHW, with a notice on stderr.
+    A lower precision must be at least ``1 / BF16_MARGIN`` times faster than float32 to be
+    chosen: on a tie the arithmetic the chapters' stored runs used wins. The weights, gradients,
+    batch-norm statistics, training mode and random-number state are left as they were. A model
+    that calls ``.view()`` on a convolution's output cannot run in NHWC: it keeps NCHW, with a
+    notice on stderr.
     """
     X, _ = probe_batch(data_iter, device, 1)
     if X.ndim != 4:
-        return False
+        layouts = (False,)
+    candidates = [(nhwc, dtype) for nhwc in layouts for dtype in dtypes]
+    if len(candidates) == 1:
+        choice = candidates[0]
+    else:
+        seconds = _timed_without_side_effects(net, data_iter, device, candidates)
+        fp32 = min((t, c) for c, t in seconds.items() if c[1] is None) if None in dtypes else None
+        choice = min(seconds, key=seconds.get)
+        if fp32 is not None and choice[1] is not None and seconds[choice] > BF16_MARGIN * fp32[0]:
+            choice = fp32[1]
+    net.to(memory_format=torch.channels_last if choice[0] else torch.contiguous_format)
+    return choice
+
+
+BF16_MARGIN = 0.9  #: a lower precision is chosen only when it takes at most 90 % of fp32's time
+
+
+def _timed_without_side_effects(net: nn.Module, data_iter: Iterable, device: torch.device,
+                                candidates: list[Candidate]) -> dict[Candidate, float]:  # fmt: skip
     # batch-norm running statistics, by name: a layer may replace its buffer tensors (d2l's BN)
     names = {name for name, _ in net.named_buffers()}
     buffers = {k: v.clone() for k, v in net.state_dict().items() if k in names}
@@ -108,18 +140,25 @@ def faster_layout(net: nn.Module, data_iter: Iterable, device: torch.device,
     try:
         with torch.random.fork_rng(devices=rng_devices):  # dropout draws random numbers
             net.train()
-            seconds = _time_layouts(net, data_iter, device, dtype)
+            return _time(net, data_iter, device, candidates)
     except RuntimeError as err:
         if "view size is not compatible" not in str(err):
             raise
         print("channels_last is off for this model: it calls .view() on a convolution's output "
               "(use .reshape() or nn.Flatten() to allow the faster layout).", file=sys.stderr)  # fmt: skip
-        seconds = {True: math.inf, False: 0.0}
+        nchw = [c for c in candidates if not c[0]]
+        if len(nchw) < 2:
+            return {c: (0.0 if not c[0] else math.inf) for c in candidates}
+        net.to(memory_format=torch.contiguous_format)
+        return _timed_without_side_effects(net, data_iter, device, nchw)
     finally:
         net.load_state_dict(buffers, strict=False)
         for p, g in zip(net.parameters(), grads, strict=True):
             p.grad = g
         net.train(was_training)
-    nhwc = seconds[True] < seconds[False]
-    net.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
-    return nhwc
+
+
+def faster_layout(net: nn.Module, data_iter: Iterable, device: torch.device,
+                  dtype: torch.dtype | None) -> bool:  # fmt: skip
+    """:func:`fastest` over the two layouts at one precision: ``True`` for NHWC."""
+    return fastest(net, data_iter, device, (True, False), (dtype,))[0]

@@ -10,7 +10,9 @@ line are ways into it. What makes it fast, each switch explicit:
 * no host-device synchronisation per batch: loss and accuracy are summed on the device and read
   a few times per epoch (CUDA) — on the CPU reading them is free, so every batch is checked;
 * ``precision='auto'``: bfloat16 autocast on CUDA GPUs of capability 8.0 and newer, float16 with
-  loss scaling on capability 7.x, float32 elsewhere (:func:`d2lcnn.device.autocast_dtype`);
+  loss scaling on capability 7.x (:func:`d2lcnn.device.autocast_dtype`); on a CPU float32, or
+  bfloat16 where it has bf16 instructions and a timed pass finds bf16 at least 10 % faster
+  (:mod:`d2lcnn.layout`: it is for ResNet-18, not for LeNet or BN-LeNet);
 * ``channels_last='auto'``: NHWC or NCHW memory format, whichever timed training passes find
   faster (:mod:`d2lcnn.layout`). Measured on a 2-core CPU (``benchmarks/switches.py``): NHWC is
   +10-35 % for AlexNet, VGG, NiN, GoogLeNet, ResNet, DenseNet and +25 % for LeNet, but -30 % for
@@ -44,14 +46,14 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data import ImageBatches
 from .device import (
     autocast,
-    autocast_dtype,
+    autocast_candidates,
     describe_device,
     keep_freed_cpu_memory,
     low_memory,
     precision_name,
     resolve_device,
 )
-from .layout import faster_layout, probe_batch
+from .layout import fastest, probe_batch
 from .metrics import correct_count
 from .plot import Animator, in_notebook
 from .quick import QUICK_EPOCHS, is_quick, quick_banner
@@ -359,7 +361,7 @@ def _set_up(
         num_epochs = QUICK_EPOCHS
     if seed is not None:
         torch.manual_seed(seed)
-    dtype = autocast_dtype(device, precision)
+    dtypes = autocast_candidates(device, precision)
     net.to(device)
     train_iter, test_iter = _to_device(train_iter, device), _to_device(test_iter, device)
     _materialize(net, train_iter, device)
@@ -369,11 +371,8 @@ def _set_up(
         net.apply(init)
     elif init is not None:
         raise ValueError(f"init must be 'xavier', a function or None, not {init!r}.")
-    if channels_last == "auto":
-        nhwc = faster_layout(net, train_iter, device, dtype)
-    else:
-        nhwc = bool(channels_last)
-        net.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+    layouts = (True, False) if channels_last == "auto" else (bool(channels_last),)
+    nhwc, dtype = fastest(net, train_iter, device, layouts, dtypes)  # one candidate: no timing
     num_batches = len(train_iter)
     scaler = _grad_scaler(device, dtype)
     opt = _optimizer(optimizer, net.parameters(), lr, momentum, weight_decay, device,

@@ -97,16 +97,20 @@ def test_asking_for_a_missing_device_is_a_clear_error():
      ("cuda", (6, 1), False, None),  # P100/GTX 10xx
      ("mps", None, False, None),
      ("cpu", None, False, None),
-     ("cpu", None, True, torch.bfloat16)],
+     ("cpu", None, True, None)],  # timed against bf16 by the trainer: test_train.py
 )  # fmt: skip
 def test_auto_precision_by_capability(monkeypatch, device, capability, cpu_bf16, expected):
     from d2lcnn import device as dev
 
     monkeypatch.setattr(dev, "cuda_capability", lambda d: capability)
-    monkeypatch.setattr(dev, "cpu_auto_bf16", lambda: cpu_bf16)
+    monkeypatch.setattr(dev, "cpu_has_bf16", lambda: cpu_bf16)
     # the emulation answer must not matter (a T4 says True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     assert dev.autocast_dtype(torch.device(device), "auto") is expected
+    both = device == "cpu" and cpu_bf16  # the only case where the trainer times two precisions
+    expected_candidates = (None, torch.bfloat16) if both else (expected,)
+    assert dev.autocast_candidates(torch.device(device), "auto") == expected_candidates
+    assert dev.autocast_candidates(torch.device(device), "fp32") == (None,)
 
 
 def test_forced_precisions_and_bad_names():

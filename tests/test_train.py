@@ -437,3 +437,34 @@ def test_bad_training_arguments_are_explained(small_iters, kwargs, what):
     args = {"num_epochs": 1, "lr": 0.1, **kwargs}
     with pytest.raises(ValueError, match=what):
         d2l.train(small_cnn(), train_iter, test_iter, device="cpu", plot=False, **args)
+
+
+@pytest.mark.parametrize(
+    "bf16_seconds, expected",
+    [(0.95, (True, None)),  # under 10 % faster than fp32: the stored runs' arithmetic wins
+     (0.5, (True, torch.bfloat16)),  # clearly faster: bf16
+     (3.0, (True, None))],  # BN-LeNet on a CPU: bf16 far slower
+)  # fmt: skip
+def test_auto_precision_on_a_bf16_cpu_keeps_bf16_only_when_clearly_faster(
+    monkeypatch, small_iters, bf16_seconds, expected
+):
+    from d2lcnn import layout
+
+    times = {(True, None): 1.0, (False, None): 1.2, (True, torch.bfloat16): bf16_seconds,
+             (False, torch.bfloat16): 9.0}  # fmt: skip
+    monkeypatch.setattr(layout, "_time", lambda net, it, device, candidates: times)
+    train_iter, _ = small_iters
+    net = small_cnn()
+    choice = layout.fastest(net, train_iter, torch.device("cpu"), (True, False),
+                            (None, torch.bfloat16))  # fmt: skip
+    assert choice == expected
+    assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_auto_precision_trains_on_a_cpu_with_bf16_instructions(monkeypatch, small_iters):
+    from d2lcnn import device as dev
+
+    monkeypatch.setattr(dev, "cpu_has_bf16", lambda: True)  # as on AVX512-BF16 / AMX CPUs
+    train_iter, test_iter = small_iters
+    h = d2l.train(small_cnn(), train_iter, test_iter, 1, 0.05, "cpu", plot=False, seed=0)
+    assert h.precision in ("fp32", "bf16 autocast") and h.final.test_acc > 0.3
