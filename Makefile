@@ -57,7 +57,10 @@ bench: bench-env setup
 	$(BENCH)/bin/python benchmarks/vs_d2l.py --api classes --models lenet,alexnet --repeats 3 --epochs 3 \
 		--subset 60000 --test-subset 10000 --repeats-large 2 --epochs-large 1 --subset-large 768 \
 		--test-subset-large 500 --output benchmarks/results/cpu-classes.md
-	$(call bench_md,Speed switches of \`d2lcnn.train\`$(comma) training examples/s,switches.py --models $(SWITCH_MODELS),cpu-switches.md)
+	$(call bench_md,Speed switches of \`d2lcnn.train\`$(comma) training examples/s,switches.py --models $(SWITCH_MODELS) --variants fp32$(comma)fp32+channels_last$(comma)bf16$(comma)bf16+channels_last,cpu-switches.md)
+	$(call bench_md,What \`'auto'\` picks (layout and precision) for the book's LeNet$(comma) in fresh processes,layout_choice.py --processes 6,cpu-layout-choice.md)
+	$(call bench_md,bf16 vs fp32 test accuracy of the chapters' laptop recipes,cpu_bf16.py --models lenet$(comma)resnet18,cpu-bf16-accuracy.md)
+	$(call bench_md,Kernel peak memory of every notebook inside Binder's 2 GB (root: a memory cgroup),notebook_memory.py --limit 2G,notebook-memory.md)
 	$(call bench_md,Optimizer steps$(comma) foreach vs fused,optimizer_step.py,cpu-optimizer-step.md)
 	$(call bench_md,torch.compile$(comma) cost and gain,compile_cost.py,cpu-compile.md)
 	$(call bench_md,Freed memory kept in the process vs handed back to the kernel,cpu_memory.py,cpu-memory.md)

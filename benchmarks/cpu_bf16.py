@@ -7,8 +7,7 @@ bf16 cost the chapters accuracy? Each model trains with its chapter's laptop rec
 its notebook stores a run of) on all of Fashion-MNIST's test set, once per seed and precision,
 the precisions alternating; the layout is the trainer's choice (``channels_last='auto'``). The
 speed of each precision is measured apart, on a quiet machine, by ``benchmarks/switches.py
---variants fp32,fp32+channels_last,bf16,bf16+channels_last``: the examples/s printed here come
-from whole runs and are only a sanity check.
+--variants fp32,fp32+channels_last,bf16,bf16+channels_last``.
 """
 
 from __future__ import annotations
@@ -55,30 +54,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", default="lenet,bn_lenet,resnet18")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument(
+        "--precisions",
+        default="fp32,bf16",
+        help="e.g. bf16 alone, to run the "
+        "precisions in two processes side by side (OMP_NUM_THREADS=1 each)",
+    )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    print(f"device: {d2l.device.describe_device(torch.device('cpu'))}, "
-          f"bf16 instructions: {d2l.device.cpu_has_bf16()}")  # fmt: skip
-    print("| model | recipe | precision | test acc per seed | mean | spread | layout | ex/s |")
-    print("|---|---|---|---|---|---|---|---|", flush=True)
+    precisions = args.precisions.split(",")
+    print(f"CPU: {d2l.device.describe_cpu()}; {torch.get_num_threads()} threads per run")
+    print("| model | recipe | precision | test acc per seed | mean | spread | layout |")
+    print("|---|---|---|---|---|---|---|", flush=True)
     for model in args.models.split(","):
         r = RECIPES[model]
-        acc: dict[str, list[float]] = {"fp32": [], "bf16": []}
-        info: dict[str, tuple[set, list[float]]] = {p: (set(), []) for p in acc}
+        acc: dict[str, list[float]] = {p: [] for p in precisions}
+        layouts: dict[str, set] = {p: set() for p in precisions}
         for i, seed in enumerate(seeds):
-            for precision in ("fp32", "bf16") if i % 2 == 0 else ("bf16", "fp32"):
+            for precision in precisions if i % 2 == 0 else reversed(precisions):
                 h = run(model, precision, seed)
                 acc[precision].append(h.final.test_acc)
-                info[precision][0].add("NHWC" if h.channels_last else "NCHW")
-                info[precision][1].append(statistics.mean(h.column("examples_per_sec")))
+                layouts[precision].add("NHWC" if h.channels_last else "NCHW")
         recipe = (f"{r.chapter}: {r.train_size or 60_000:,} x {r.epochs}, batch {r.batch_size}, "
                   f"lr {r.lr}")  # fmt: skip
         for precision, values in acc.items():
-            layouts, speeds = info[precision]
             print(f"| {model} | {recipe} | {precision} | "
                   f"{', '.join(f'{v:.3f}' for v in values)} | {statistics.mean(values):.3f} | "
-                  f"{max(values) - min(values):.3f} | {'/'.join(sorted(layouts))} | "
-                  f"{statistics.median(speeds):,.0f} |", flush=True)  # fmt: skip
+                  f"{max(values) - min(values):.3f} | {'/'.join(sorted(layouts[precision]))} |",
+                  flush=True)  # fmt: skip
     return 0
 
 

@@ -61,8 +61,8 @@ def main() -> int:
     for i in range(args.processes):
         for name in names if i % 2 == 0 else reversed(names):
             runs[name].append(one_run(args.model, *VARIANTS[name]))
-    print(f"model: {args.model}, {args.processes} fresh processes per variant, 1 epoch of "
-          f"60,000 images each; CPU bf16 instructions: {d2l.device.cpu_has_bf16()}")  # fmt: skip
+    print(f"CPU: {d2l.device.describe_cpu()}; model: {args.model}, {args.processes} fresh "
+          "processes per variant, 1 epoch of 60,000 images each")  # fmt: skip
     print("| variant | median ex/s | min | max | runs (ex/s, layout, precision) |")
     print("|---|---|---|---|---|")
     for name in names:

@@ -81,6 +81,9 @@ def main() -> int:
     mode = "laptop setting" if args.full else "quick mode (laptop setting's batch and input size)"
     limit = f", inside a {args.limit} memory cgroup" if args.limit else ""
     print(f"{mode}{limit}; kernel peak RSS sampled every 20 ms")
+    from d2lcnn.device import describe_cpu  # here, not in the --one process inside the limit
+
+    print(f"CPU: {describe_cpu()}")
     print("| notebook | kernel peak MB | wall s | result |\n|---|---|---|---|", flush=True)
     for path in notebooks:
         cmd = [sys.executable, __file__, "--one", str(path)]

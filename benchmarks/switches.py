@@ -98,7 +98,10 @@ def main() -> int:
     args = parser.parse_args()
     device = d2l.resolve_device(args.device)
     names = args.variants.split(",")
-    print(f"device: {d2l.device.describe_device(device)}")
+    print(
+        f"device: {d2l.device.describe_device(device)}"
+        + (f"; CPU: {d2l.device.describe_cpu()}" if device.type == "cpu" else "")
+    )
     print("| model | input | " + " | ".join(names) + " | best | 'auto' picks |")
     print("|---|---|" + "---|" * (len(names) + 2))
     for model in args.models.split(","):

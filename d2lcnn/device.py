@@ -19,6 +19,7 @@ __all__ = [
     "try_all_gpus",
     "resolve_device",
     "cpu_has_bf16",
+    "describe_cpu",
     "autocast",
     "autocast_dtype",
     "autocast_candidates",
@@ -102,20 +103,35 @@ def resolve_device(spec: str | torch.device | None = None) -> torch.device:
 
 
 @functools.cache
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has native bfloat16 instructions (AVX512-BF16 or AMX-BF16 on x86)."""
+def _cpuinfo() -> tuple[str, frozenset[str]]:
+    """(model name, instruction-set flags) of this CPU, from /proc/cpuinfo on Linux."""
+    name, flags = platform.processor() or platform.machine(), frozenset()
     if sys.platform.startswith("linux"):
         try:
             text = Path("/proc/cpuinfo").read_text(errors="replace")
         except OSError:
-            return False
-        flags: set[str] = set()
+            return name, flags
         for line in text.splitlines():
-            if line.startswith("flags"):
-                flags.update(line.split(":", 1)[1].split())
-                break
-        return bool({"avx512_bf16", "amx_bf16"} & flags)
-    return False
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                name = value.strip()
+            if key.strip() == "flags" and not flags:
+                flags = frozenset(value.split())
+    return name, flags
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bfloat16 instructions (AVX512-BF16 or AMX-BF16 on x86)."""
+    return bool({"avx512_bf16", "amx_bf16"} & _cpuinfo()[1])
+
+
+def describe_cpu() -> str:
+    """The CPU and the instruction sets that decide its training speed, for benchmark tables:
+    ``'AMD EPYC, 2 cores: avx2 avx512f avx512_bf16'``."""
+    name, flags = _cpuinfo()
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "neon", "asimd")
+    present = [f for f in wanted if f in flags] or ["none of avx2/avx512/amx"]
+    return f"{name}, {os.cpu_count()} cores: {' '.join(present)}"
 
 
 _PRECISIONS = {
