@@ -16,10 +16,11 @@ pass of 16 images over 0.3 s, e.g. AlexNet at 224 px on a CPU) is timed once per
 that long is not noise. ``benchmarks/layout_choice.py`` measures the choice in fresh processes.
 
 On a CPU with bf16 instructions (AVX512-BF16, AMX) bfloat16 autocast is a candidate too, because
-no fixed choice is right there either: on a 2-core AMD EPYC with AVX512-BF16, bf16 trained
-ResNet-18 and GoogLeNet at 96 px 1.6-1.7x faster than fp32, LeNet 10 % slower, and BN-LeNet 30x
-slower (``benchmarks/results/cpu-bf16.md``). bf16 is kept only when it is at least 10 % faster
-(``BF16_MARGIN``), so a tie keeps the arithmetic of the chapters' stored runs.
+no fixed choice is right there either: on a 2-core AMD EPYC with AVX512-BF16, bf16 (in the better
+layout) trained ResNet-18, GoogLeNet, DenseNet, NiN and AlexNet 1.6-1.9x faster than fp32, LeNet
+about as fast, and BN-LeNet 15 % slower (``benchmarks/results/cpu-switches.md``). bf16 is kept only
+when at least 10 % faster (``BF16_MARGIN``), so a tie keeps the arithmetic of the chapters' stored
+runs.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ line are ways into it. What makes it fast, each switch explicit:
 * ``precision='auto'``: bfloat16 autocast on CUDA GPUs of capability 8.0 and newer, float16 with
   loss scaling on capability 7.x (:func:`d2lcnn.device.autocast_dtype`); on a CPU float32, or
   bfloat16 where it has bf16 instructions and a timed pass finds bf16 at least 10 % faster
-  (:mod:`d2lcnn.layout`: it is for ResNet-18, not for LeNet or BN-LeNet);
+  (:mod:`d2lcnn.layout`: it is for ResNet-18 and AlexNet, not for LeNet or BN-LeNet);
 * ``channels_last='auto'``: NHWC or NCHW memory format, whichever timed training passes find
   faster (:mod:`d2lcnn.layout`). Measured on a 2-core CPU (``benchmarks/switches.py``): NHWC is
   +10-35 % for AlexNet, VGG, NiN, GoogLeNet, ResNet, DenseNet and +25 % for LeNet, but -30 % for

@@ -443,7 +443,7 @@ def test_bad_training_arguments_are_explained(small_iters, kwargs, what):
     "bf16_seconds, expected",
     [(0.95, (True, None)),  # under 10 % faster than fp32: the stored runs' arithmetic wins
      (0.5, (True, torch.bfloat16)),  # clearly faster: bf16
-     (3.0, (True, None))],  # BN-LeNet on a CPU: bf16 far slower
+     (3.0, (True, None))],  # bf16 slower (BN-LeNet on a CPU: 15 %)
 )  # fmt: skip
 def test_auto_precision_on_a_bf16_cpu_keeps_bf16_only_when_clearly_faster(
     monkeypatch, small_iters, bf16_seconds, expected
