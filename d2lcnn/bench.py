@@ -42,7 +42,6 @@ import gzip
 import io
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -338,7 +337,7 @@ def device_name(spec: str) -> str:
     device = d2lcnn.resolve_device(spec)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    return f"CPU: {d2lcnn.device.describe_cpu()}"
 
 
 def compare(args: argparse.Namespace) -> str:
