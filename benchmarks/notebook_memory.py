@@ -75,7 +75,7 @@ def main() -> int:
     if args.one:
         print(json.dumps(run_one(args.one)))
         return 0
-    notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
     env = dict(os.environ, MPLBACKEND="module://matplotlib_inline.backend_inline")
     env.pop("D2LCNN_QUICK", None) if args.full else env.update(D2LCNN_QUICK="1")
     mode = "laptop setting" if args.full else "quick mode (laptop setting's batch and input size)"
