@@ -84,8 +84,8 @@ def test_train_ch6_accepts_a_torch_dataloader(fashion_small):
 class BreakAt(nn.Module):
     """Identity until call number ``at``, then injects NaN or raises KeyboardInterrupt.
 
-    Counts training-mode calls, so the tests fix the layout: ``channels_last='auto'`` would add
-    the calls of its timing passes.
+    Counts training-mode calls, so the tests fix the layout and the precision: ``'auto'`` would
+    add the calls of its timing passes (on a CPU with bf16 instructions, ``precision='auto'`` too).
     """
 
     def __init__(self, at: int, what: str) -> None:
@@ -106,7 +106,17 @@ def test_nan_loss_stops_with_epoch_batch_and_advice(small_iters):
     train_iter, test_iter = small_iters  # 24 batches per epoch
     net = nn.Sequential(small_cnn(), BreakAt(24 + 3, "nan"))
     with pytest.raises(FloatingPointError, match=r"NaN in epoch 2, batch 3 of 24") as err:
-        d2l.train(net, train_iter, test_iter, 3, 0.05, "cpu", plot=False, channels_last=False)
+        d2l.train(
+            net,
+            train_iter,
+            test_iter,
+            3,
+            0.05,
+            "cpu",
+            plot=False,
+            channels_last=False,
+            precision="fp32",
+        )
     assert "try lr=0.005" in str(err.value)
     assert len(err.value.history) == 1  # the finished epoch is kept
 
@@ -116,7 +126,7 @@ def test_ctrl_c_keeps_weights_history_and_checkpoint(small_iters, tmp_path):
     net = nn.Sequential(small_cnn(), BreakAt(24 + 5, "interrupt"))
     ckpt = tmp_path / "run.pt"
     history = d2l.train(net, train_iter, test_iter, 3, 0.05, "cpu", checkpoint=ckpt, plot=False,
-                        channels_last=False)  # fmt: skip
+                        channels_last=False, precision="fp32")  # fmt: skip
     assert history.interrupted and len(history) == 1
     # the weights are the trained ones, not reset: the model predicts well above chance
     assert d2l.evaluate_accuracy_gpu(net, test_iter) > 0.3
