@@ -11,7 +11,7 @@ line are ways into it. What makes it fast, each switch explicit:
   a few times per epoch (CUDA) — on the CPU reading them is free, so every batch is checked;
 * ``precision='auto'``: bfloat16 autocast on CUDA GPUs of capability 8.0 and newer, float16 with
   loss scaling on capability 7.x (:func:`d2lcnn.device.autocast_dtype`); on a CPU float32, or
-  bfloat16 where it has bf16 instructions and a timed pass finds bf16 at least 5 % faster
+  bfloat16 where it has bf16 instructions and timed passes find bf16 faster
   (:mod:`d2lcnn.layout`: it is for ResNet-18 and AlexNet, not for LeNet or BN-LeNet);
 * ``channels_last='auto'``: NHWC or NCHW memory format, whichever timed training passes find
   faster (:mod:`d2lcnn.layout`). Measured on a 2-core CPU (``benchmarks/switches.py``): NHWC is
