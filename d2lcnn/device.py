@@ -182,8 +182,8 @@ def autocast_candidates(device: torch.device, precision: str = "auto") -> tuple:
     """The precisions ``precision`` leaves open on ``device``: float32 and bfloat16 for ``'auto'``
     on a CPU with bf16 instructions (the trainer times both on the model, see
     :func:`d2lcnn.layout.fastest`), otherwise the one :func:`autocast_dtype` chooses."""
-    dtype = autocast_dtype(device, precision)
-    if precision == "auto" and device.type == "cpu" and cpu_has_bf16():
+    dtype = autocast_dtype(device, precision)  # validates the name
+    if precision.lower() == "auto" and device.type == "cpu" and cpu_has_bf16():
         return (None, torch.bfloat16)
     return (dtype,)
 

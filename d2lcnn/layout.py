@@ -20,7 +20,7 @@ no fixed choice is right there either: on a 2-core AMD EPYC with AVX512-BF16, bf
 layout) trained ResNet-18, GoogLeNet, DenseNet, NiN and AlexNet 1.6-1.9x faster than fp32, LeNet
 8-11 % faster, and BN-LeNet 15 % slower (``benchmarks/results/cpu-switches.md``), with the same
 test accuracy in both (``benchmarks/results/cpu-bf16-accuracy.md``). The faster is kept, with no
-margin: LeNet's probe passes see only 2-4 % of bf16's 8-11 % gain over a whole epoch, and 10 % and 5 %
+margin for fp32: LeNet's probe passes see only 2-4 % of bf16's 8-11 % gain over a whole epoch, and 10 % and 5 %
 margins kept fp32 in 11 of 12 fresh processes (``benchmarks/results/cpu-layout-choice.md``).
 """
 
@@ -37,7 +37,7 @@ from torch import nn
 from .data import ImageBatches
 from .device import autocast
 
-__all__ = ["BF16_MARGIN", "faster_layout", "fastest", "probe_batch"]
+__all__ = ["faster_layout", "fastest", "probe_batch"]
 
 _SLOW_PASS_S = 0.3  #: a pass at least this long is timed once per layout, on a few images
 _BUDGET_S = 1.5  #: the fast-model probe stops alternating after this much time
@@ -106,11 +106,10 @@ def fastest(net: nn.Module, data_iter: Iterable, device: torch.device,
     """Time training passes in each layout (NHWC: ``True``) and autocast dtype; leave ``net`` in
     the fastest layout and return ``(nhwc, dtype)``.
 
-    A lower precision is chosen when its pass takes less than ``BF16_MARGIN`` times float32's
-    (1.0: whenever it is faster). The weights, gradients,
-    batch-norm statistics, training mode and random-number state are left as they were. A model
-    that calls ``.view()`` on a convolution's output cannot run in NHWC: it keeps NCHW, with a
-    notice on stderr.
+    The fastest candidate wins, whatever its precision. The weights, gradients, batch-norm
+    statistics, training mode and random-number state are left as they were. A model that calls
+    ``.view()`` on a convolution's output cannot run in NHWC: it keeps NCHW, with a notice on
+    stderr.
     """
     X, _ = probe_batch(data_iter, device, 1)
     if X.ndim != 4:
@@ -120,15 +119,9 @@ def fastest(net: nn.Module, data_iter: Iterable, device: torch.device,
         choice = candidates[0]
     else:
         seconds = _timed_without_side_effects(net, data_iter, device, candidates)
-        fp32 = min((t, c) for c, t in seconds.items() if c[1] is None) if None in dtypes else None
         choice = min(seconds, key=seconds.get)
-        if fp32 is not None and choice[1] is not None and seconds[choice] > BF16_MARGIN * fp32[0]:
-            choice = fp32[1]
     net.to(memory_format=torch.channels_last if choice[0] else torch.contiguous_format)
     return choice
-
-
-BF16_MARGIN = 1.0  #: a lower precision is chosen when it takes less time than fp32 (no margin)
 
 
 def _timed_without_side_effects(net: nn.Module, data_iter: Iterable, device: torch.device,

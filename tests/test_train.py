@@ -347,23 +347,13 @@ def test_fp16_with_loss_scaling_trains_and_skips_overflowing_steps(small_iters, 
     assert history.final.test_acc > 0.5  # the steps that were not skipped trained the model
 
 
-LAZY_LENET = """
-net = nn.Sequential(
-    nn.LazyConv2d(6, kernel_size=5, padding=2), nn.Sigmoid(),
-    nn.AvgPool2d(kernel_size=2, stride=2),
-    nn.LazyConv2d(16, kernel_size=5), nn.Sigmoid(),
-    nn.AvgPool2d(kernel_size=2, stride=2),
-    nn.Flatten(),
-    nn.LazyLinear(120), nn.Sigmoid(),
-    nn.LazyLinear(84), nn.Sigmoid(),
-    nn.LazyLinear(10))
-"""
-
-
 def lazy_lenet() -> nn.Module:
-    scope = {"nn": nn}
-    exec(LAZY_LENET, scope)
-    return scope["net"]
+    """The book's LeNet (d2l 1.0) as a plain Sequential of lazy layers."""
+    return nn.Sequential(
+        nn.LazyConv2d(6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2d(2, stride=2),
+        nn.LazyConv2d(16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2d(2, stride=2), nn.Flatten(),
+        nn.LazyLinear(120), nn.Sigmoid(), nn.LazyLinear(84), nn.Sigmoid(), nn.LazyLinear(10),
+    )  # fmt: skip
 
 
 def test_lazy_layers_work_in_train_ch6_and_the_shape_printers(small_iters, capsys):
