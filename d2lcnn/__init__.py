@@ -32,6 +32,7 @@ from .data import (
     load_data_mnist,
 )
 from .device import cpu, gpu, num_gpus, resolve_device, try_all_gpus, try_gpu
+from .distributed import DistributedError, World, init_distributed, is_main, world
 from .metrics import Accumulator, Timer, accuracy
 from .models import MODELS, ResNeXtBlock
 from .ops import (
@@ -74,6 +75,8 @@ __all__ = [
     # training
     "EpochStats", "History", "init_xavier", "load_checkpoint", "resolve_device", "save_checkpoint",
     "train",
+    # several processes (torchrun)
+    "DistributedError", "World", "init_distributed", "is_main", "world",
     # shapes and models
     "LayerError", "MODELS", "Summary", "layer_summary", "print_shapes",
 ]  # fmt: skip

@@ -7,12 +7,14 @@ import sys
 
 
 def train_command(argv: list[str]) -> int:
-    from . import MODELS, load_data_fashion_mnist, train
+    from . import MODELS, init_distributed, load_data_fashion_mnist, train
 
     parser = argparse.ArgumentParser(
         prog="python -m d2lcnn train",
         description="Train a chapter's model on Fashion-MNIST with a progress bar; the defaults "
-        "are the book's recipe for that model.",
+        "are the book's recipe for that model. Under torchrun (torchrun --nproc_per_node=N -m "
+        "d2lcnn train ...) it trains on N processes with DistributedDataParallel; --batch-size "
+        "is then the global batch.",
     )
     parser.add_argument("model", choices=sorted(MODELS))
     parser.add_argument("--epochs", type=int)
@@ -28,7 +30,11 @@ def train_command(argv: list[str]) -> int:
     parser.add_argument("--checkpoint", help="save after every epoch here (and --resume from it)")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", choices=["nccl", "gloo"],
+                        help="under torchrun: the process group's backend (default: nccl on "
+                        "GPUs, gloo on CPUs)")  # fmt: skip
     args = parser.parse_args(argv)
+    init_distributed(args.backend, args.device)  # one process (no torchrun): does nothing
     recipe = MODELS[args.model]
     batch_size = args.batch_size or recipe.batch_size
     resize = args.resize or recipe.resize

@@ -24,6 +24,9 @@ line are ways into it. What makes it fast, each switch explicit:
   handing them back to the kernel and faulting in fresh zeroed pages every step
   (``benchmarks/cpu_memory.py`` on a 2-core CPU: LeNet 1.37x, ResNet-18 1.17x, DenseNet 1.56x,
   peak memory +6-35 %; a process-wide setting, see :func:`d2lcnn.device.keep_freed_cpu_memory`);
+* several processes: under ``torchrun`` the same call trains with DistributedDataParallel, each
+  rank on its share of every global batch, metrics all-reduced, rank 0 alone printing, plotting
+  and saving (:mod:`d2lcnn.distributed`; one process is unchanged);
 * ``compile=True``: ``torch.compile``, off by default: on a 2-core CPU a first compile of LeNet
   takes about 11 s and the compiled steps were no faster (``benchmarks/compile_cost.py``).
 """
@@ -42,6 +45,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from . import distributed as dist_
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import ImageBatches
 from .device import (
@@ -141,15 +145,15 @@ def _num_examples(data_iter: Iterable) -> int | None:
     return len(dataset) if dataset is not None and hasattr(dataset, "__len__") else None
 
 
-def _evaluate(
+def _evaluate_sums(
     net: nn.Module,
     data_iter: Iterable,
     device: torch.device,
     dtype: torch.dtype | None = None,
     channels_last: bool = False,
     loss_fn: LossFn | None = None,
-) -> tuple[float, float]:
-    """Accuracy and mean loss of ``net`` on ``data_iter`` (loss NaN without ``loss_fn``)."""
+) -> tuple[float, float, int]:
+    """(correct predictions, summed loss, examples) of ``net`` on ``data_iter``."""
     net.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
     loss_sum = torch.zeros((), device=device)
@@ -164,8 +168,22 @@ def _evaluate(
             if loss_fn is not None:
                 loss_sum += loss_fn(y_hat, y).float() * y.shape[0]
             n += y.numel()
-    loss = loss_sum.item() / max(n, 1) if loss_fn is not None else math.nan
-    return correct.item() / max(n, 1), loss
+    return correct.item(), loss_sum.item() if loss_fn is not None else math.nan, n
+
+
+def _evaluate(
+    net: nn.Module,
+    data_iter: Iterable,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    loss_fn: LossFn | None = None,
+) -> tuple[float, float]:
+    """Accuracy and mean loss of ``net`` on ``data_iter`` (loss NaN without ``loss_fn``); under
+    torchrun, of all ranks' shares together."""
+    correct, loss_sum, n = dist_.all_sum(
+        _evaluate_sums(net, data_iter, device, dtype, channels_last, loss_fn), device)
+    return correct / max(n, 1), loss_sum / max(n, 1)
 
 
 def evaluate_accuracy_gpu(
@@ -179,7 +197,8 @@ def evaluate_accuracy_gpu(
     if device is None:
         p = next(iter(net.parameters()), None)
         device = p.device if p is not None else torch.device("cpu")
-    return _evaluate(net, data_iter, torch.device(device))[0]
+    correct, _, n = _evaluate_sums(net, data_iter, torch.device(device))  # this process's data
+    return correct / max(n, 1)
 
 
 def _optimizer(
@@ -247,7 +266,7 @@ class _Run:
     """Everything the phases of one :func:`train` call share."""
 
     net: nn.Module
-    model: Callable  #: ``net`` or its compiled form
+    model: Callable  #: ``net``, wrapped in DDP under torchrun, compiled with ``compile=True``
     train_iter: Iterable
     test_iter: Iterable
     device: torch.device
@@ -267,6 +286,7 @@ class _Run:
     animator: Animator | None
     curves: tuple[str, ...]
     verbose: bool
+    world: dist_.World = dist_.World()
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
     position: tuple[int, int] = (0, 0)  #: (epoch, batch) being trained, for the Ctrl-C message
@@ -316,6 +336,9 @@ def train(
     are capped. ``plot='auto'`` draws a live figure of ``curves`` in Jupyter and shows a progress
     bar elsewhere. ``keep_cpu_memory`` (on a CPU): see :func:`d2lcnn.device.keep_freed_cpu_memory`;
     ``'auto'`` keeps it unless the process has less than 4 GB (:func:`d2lcnn.device.low_memory`).
+    Under ``torchrun --nproc_per_node=N`` (``--nnodes=M`` too) it joins the process group (NCCL
+    on GPUs, gloo on CPUs), trains in DistributedDataParallel on ``cuda:LOCAL_RANK`` or the CPU,
+    and the batch size of the data is the global batch (``B / N`` per rank; it must divide).
     """
     run = _set_up(**locals())  # every argument, by name
     try:
@@ -324,16 +347,19 @@ def train(
             tic = time.perf_counter()
             test_acc, test_loss = math.nan, math.nan  # no test data: d2l 1.0 allows it
             if run.test_iter is not None:
-                test_acc, test_loss = _evaluate(run.model, run.test_iter, run.device, run.dtype,
-                                                run.nhwc, run.loss_fn)  # fmt: skip
+                test_acc, test_loss = _evaluate(run.net if run.world.active else run.model,
+                                                run.test_iter, run.device, run.dtype, run.nhwc,
+                                                run.loss_fn)  # fmt: skip
             run.eval_seconds += time.perf_counter() - tic
             _end_epoch(run, EpochStats(epoch + 1, loss, acc, test_acc, seconds, seen / seconds,
                                        test_loss))  # fmt: skip
     except KeyboardInterrupt:
         run.history.interrupted = True
         epoch, batch = run.position
-        print(f"Interrupted in epoch {epoch + 1}, batch {batch + 1}: the model keeps its weights, "
-              f"the history keeps {len(run.history)} finished epoch(s).", file=sys.stderr)  # fmt: skip
+        if run.verbose:
+            print(f"Interrupted in epoch {epoch + 1}, batch {batch + 1}: the model keeps its "
+                  f"weights, the history keeps {len(run.history)} finished epoch(s).",
+                  file=sys.stderr)  # fmt: skip
         _save(run)
     _finish(run)
     return run.history
@@ -351,7 +377,10 @@ def _set_up(
     unknown = [c for c in curves if c not in _CURVES]
     if unknown:
         raise ValueError(f"curves must be chosen from {sorted(_CURVES)}, not {unknown}.")
-    device = resolve_device(device)
+    world = dist_.init_distributed(device=device)  # one process: World(), nothing to join
+    device = dist_.local_device(resolve_device(device), world)
+    if not world.rank == 0:  # rank 0 alone prints, plots and writes the checkpoint
+        verbose, plot = False, False
     if keep_cpu_memory == "auto":
         keep_cpu_memory = not low_memory()  # Binder's 2 GB: peaks must go back to the system
     if keep_cpu_memory and device.type == "cpu":
@@ -372,7 +401,14 @@ def _set_up(
     elif init is not None:
         raise ValueError(f"init must be 'xavier', a function or None, not {init!r}.")
     layouts = (True, False) if channels_last == "auto" else (bool(channels_last),)
-    nhwc, dtype = fastest(net, train_iter, device, layouts, dtypes)  # one candidate: no timing
+    if world.rank == 0:  # timed passes on rank 0; every rank trains with its choice
+        nhwc, dtype = fastest(net, train_iter, device, layouts, dtypes)  # one candidate: no timing
+    nhwc, dtype = dist_.broadcast((nhwc, dtype) if world.rank == 0 else None)
+    net.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+    data = _describe_data(train_iter, test_iter) + dist_.describe_split(train_iter, world)
+    dist_.same_order(train_iter)  # every rank walks the same global batches ...
+    train_iter = dist_.shard(train_iter, train=True)  # ... and takes its part of each
+    test_iter = dist_.shard(test_iter, train=False)
     num_batches = len(train_iter)
     scaler = _grad_scaler(device, dtype)
     opt = _optimizer(optimizer, net.parameters(), lr, momentum, weight_decay, device,
@@ -386,9 +422,9 @@ def _set_up(
         loss_fn=loss or nn.CrossEntropyLoss(label_smoothing=label_smoothing),
         grad_clip=grad_clip, lr=lr, num_epochs=num_epochs, num_batches=num_batches,
         history=history, start_epoch=0, checkpoint=None if checkpoint is None else Path(checkpoint),
-        animator=None, curves=tuple(curves), verbose=verbose,
+        animator=None, curves=tuple(curves), verbose=verbose, world=world,
     )  # fmt: skip
-    if run.checkpoint is not None and resume and run.checkpoint.exists():
+    if run.checkpoint is not None and resume and dist_.found_everywhere(run.checkpoint, device):
         state = load_checkpoint(run.checkpoint, net, map_location=device)
         opt.load_state_dict(state["optimizer"])
         if sched is not None and "scheduler" in state:
@@ -397,13 +433,17 @@ def _set_up(
             run.scaler.load_state_dict(state["scaler"])
         history.epochs = [EpochStats(**e) for e in state["history"]]
         run.start_epoch = int(state["epoch"])
+    if world.active:  # after resuming: DDP starts every rank from rank 0's weights
+        run.model = dist_.wrap(net, device)
+        if compile:
+            run.model = torch.compile(run.model)
     if in_notebook() if plot == "auto" else bool(plot):
         run.animator = Animator(xlabel="epoch", xlim=[0, max(num_epochs, 1)], legend=list(curves))
         for e in history.epochs:
             run.animator.add(e.epoch, [getattr(e, _CURVES[c]) for c in curves])
     if verbose:
         print(f"training on {describe_device(device)}, {precision_name(dtype)}"
-              f"{', quick mode' if is_quick() else ''}: {_describe_data(train_iter, test_iter)}, "
+              f"{', quick mode' if is_quick() else ''}: {data}, "
               f"{num_epochs} epochs")  # fmt: skip
     return run
 
@@ -441,7 +481,10 @@ def _train_epoch(run: _Run, epoch: int) -> tuple[float, float, float, int]:
     correct = torch.zeros((), dtype=torch.int64, device=device)
     bad_batch = torch.full((), -1, dtype=torch.int64, device=device)
     update_every = max(num_batches // 5, 1)
-    check_every = 1 if device.type == "cpu" else update_every
+    # a CPU reads the NaN flag every batch for free; a GPU (a sync) and several ranks (a
+    # collective: all must stop at the same batch) five times an epoch
+    check_every = 1 if device.type == "cpu" and not run.world.active else update_every
+    dist_.set_epoch(run.train_iter, epoch)
     bar = None
     if run.animator is None and run.verbose:
         bar = tqdm(total=num_batches, desc=f"epoch {epoch + 1}/{run.num_epochs}", leave=False,
@@ -460,8 +503,10 @@ def _train_epoch(run: _Run, epoch: int) -> tuple[float, float, float, int]:
             bad_batch = torch.where((bad_batch < 0) & ~torch.isfinite(loss), batch, bad_batch)
         seen += y.shape[0]
         last = batch == num_batches - 1
-        if ((batch + 1) % check_every == 0 or last) and bad_batch.item() >= 0:
-            raise _nonfinite(loss_sum, epoch, int(bad_batch), num_batches, run.lr, run.history)
+        if (batch + 1) % check_every == 0 or last:
+            bad = dist_.first_flagged(int(bad_batch), device)  # -1: no rank saw NaN or inf
+            if bad >= 0:
+                raise _nonfinite(loss_sum, epoch, bad, num_batches, run.lr, run.history)
         if (batch + 1) % update_every == 0 or last:
             train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
             if run.animator is not None:
@@ -476,7 +521,8 @@ def _train_epoch(run: _Run, epoch: int) -> tuple[float, float, float, int]:
     run.train_seconds += seconds
     if bar is not None:
         bar.close()
-    return loss_sum.item() / seen, correct.item() / seen, seconds, seen
+    loss_total, n_correct, seen = dist_.all_sum([loss_sum.item(), correct.item(), seen], device)
+    return loss_total / seen, n_correct / seen, seconds, int(seen)
 
 
 def _step(run: _Run, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -516,7 +562,7 @@ def _end_epoch(run: _Run, stats: EpochStats) -> None:
 
 
 def _save(run: _Run) -> None:
-    if run.checkpoint is None:
+    if run.checkpoint is None or run.world.rank != 0:  # one writer: rank 0
         return
     extra = {"optimizer": run.opt.state_dict(), "epoch": len(run.history.epochs),
              "history": [asdict(e) for e in run.history.epochs]}  # fmt: skip
