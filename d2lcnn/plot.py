@@ -3,11 +3,22 @@
 ``matplotlib.pyplot`` is imported on first use (``plt`` here, ``d2l.plt``, or the first figure),
 not with the package: it is a quarter of a second of start-up, and importing it late also lets a
 notebook's ``%matplotlib inline`` or ``MPLBACKEND`` choose the backend first.
+
+Chinese figure text (the notebooks of notebooks/zh) is drawn with the font bundled in
+d2lcnn/fonts/, a subset of Noto Sans CJK SC: nothing to install on Binder, Colab or CI. It is
+registered with matplotlib as soon as matplotlib can draw text and d2lcnn is imported, whichever
+comes first (see :func:`register_cjk_font`), without importing matplotlib itself.
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 
 import torch
@@ -18,9 +29,100 @@ __all__ = [  # noqa: F822
 ]  # fmt: skip
 
 
+CJK_FONT = Path(__file__).with_name("fonts") / "NotoSansCJKsc-d2lcnn-subset.otf"
+CJK_FAMILY = "Noto Sans CJK SC d2lcnn"  # the bundled subset (scripts/cjk_font.py writes it)
+# full CJK fonts a machine may have, for the rare character the subset lacks
+SYSTEM_CJK_FAMILIES = (
+    "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei",
+    "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC", "Noto Sans CJK JP",
+)  # fmt: skip
+_cjk_registered = False
+
+
+def register_cjk_font() -> None:
+    """Let matplotlib draw Chinese text: register the bundled Noto Sans CJK SC subset.
+
+    matplotlib falls back glyph by glyph along the families of ``font.family`` (not along the
+    ``font.sans-serif`` list, of which it uses only the first font found), so the bundled subset
+    and the CJK fonts installed here (:data:`SYSTEM_CJK_FAMILIES`) are appended to
+    ``font.family``: its first entry (``sans-serif``, i.e. DejaVu Sans) still draws every
+    character it has, so English figures do not change; Chinese characters come from the subset,
+    and one the subset lacks from a system CJK font. The subset is also put right after DejaVu
+    Sans in ``font.sans-serif``. Families not installed are left out (matplotlib would log a
+    warning for each one at every text). Runs once; called by d2lcnn itself (see the module
+    docstring), so a notebook never needs to.
+    """
+    global _cjk_registered
+    if _cjk_registered:
+        return
+    _cjk_registered = True
+    import matplotlib
+    from matplotlib import font_manager
+
+    try:
+        font_manager.fontManager.addfont(str(CJK_FONT))
+    except (OSError, RuntimeError, ValueError) as err:  # a damaged install: say so, draw on
+        warnings.warn(f"d2lcnn: the bundled CJK font {CJK_FONT} could not be loaded ({err}); "
+                      "Chinese figure text needs a CJK font installed (fonts-noto-cjk)",
+                      stacklevel=2)  # fmt: skip
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    fallback = [name for name in (CJK_FAMILY, *SYSTEM_CJK_FAMILIES) if name in installed]
+    rc = matplotlib.rcParams
+    family = [rc["font.family"]] if isinstance(rc["font.family"], str) else list(rc["font.family"])
+    rc["font.family"] = family + [name for name in fallback if name not in family]
+    sans = [name for name in rc["font.sans-serif"] if name != CJK_FAMILY]
+    at = sans.index("DejaVu Sans") + 1 if "DejaVu Sans" in sans else 0
+    rc["font.sans-serif"] = [*sans[:at], CJK_FAMILY, *sans[at:]]
+
+
+class _RegisterWhenLoaded(importlib.abc.MetaPathFinder):
+    """Registers the CJK font right after ``matplotlib.font_manager`` is first imported (by
+    pyplot, ``%matplotlib inline`` or anything that draws text), if d2lcnn came first."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "matplotlib.font_manager":
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)  # once; the other finders find the module
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _ThenRegister(spec.loader)
+        return spec
+
+
+class _ThenRegister(importlib.abc.Loader):
+    """A module loader that registers the CJK font once the module has run."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self.loader = loader
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.loader, name)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__loader__ = module.__spec__.loader = self.loader  # the module's own loader
+        self.loader.exec_module(module)
+        try:
+            register_cjk_font()
+        except Exception as err:  # never break matplotlib's import over a font
+            warnings.warn(f"d2lcnn: could not register the CJK font: {err!r}", stacklevel=2)
+
+
+if "matplotlib.font_manager" in sys.modules:  # pyplot came first (``%matplotlib inline``)
+    register_cjk_font()
+else:
+    sys.meta_path.insert(0, _RegisterWhenLoaded())
+
+
 def _pyplot() -> ModuleType:
     import matplotlib.pyplot
 
+    register_cjk_font()
     return matplotlib.pyplot
 
 

@@ -10,13 +10,25 @@ repository means changing that one line and running this script.
 The import cell (the first code cell after the setup cell) starts with ``%matplotlib inline``:
 without it a kernel started with ``MPLBACKEND`` set (``Agg`` in a terminal or CI, say) never
 displays a figure, and nbval then misses the figures' stored outputs.
+
+The Chinese edition (``notebooks/zh/``, README.zh.md) gets the same treatment, its setup cell with
+Chinese comments, and ``--check`` also checks that it shares one code with the English edition:
+every English chapter has a Chinese twin of the same file name and vice versa, with the same cells
+(types and tags) in the same order, and every code cell has the same Python tokens. Only the
+text of string literals and comments may differ; ``# NBVAL...`` comment lines, names, numbers,
+operators, f-string fields (their expressions and format specs) and IPython ``%``/``!`` lines
+must be identical.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import io
 import re
 import sys
+import tokenize
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -24,8 +36,10 @@ import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+ZH = NOTEBOOKS / "zh"
 BADGE_RE = re.compile(r"^\[!\[Open In Colab\]\(.*?\)\]\(.*?\)\n*", re.M)
 SETUP_MARK = "# Setup (the same in every notebook)"
+ZH_SETUP_MARK = "# 环境设置（每个笔记本都相同）"
 INLINE = "%matplotlib inline"
 
 
@@ -40,6 +54,7 @@ def github_path() -> str:
 
 
 def colab_url(notebook: str) -> str:
+    """Colab's address of ``notebooks/<notebook>`` (``notebook`` may be ``zh/NAME.ipynb``)."""
     return (
         f"https://colab.research.google.com/github/{github_path()}/blob/main/notebooks/{notebook}"
     )
@@ -50,11 +65,20 @@ def colab_badge(notebook: str) -> str:
     return f"[![Open In Colab]({img})]({colab_url(notebook)})"
 
 
-def setup_cell_source() -> str:
+def setup_cell_source(lang: str = "en") -> str:
+    """The first code cell of every notebook; ``lang="zh"``: the same code, Chinese comments."""
+    if lang == "zh":
+        comments = (
+            f"{ZH_SETUP_MARK}：在 Google Colab 上从课程仓库安装 d2lcnn。\n"
+            "# 保留 Colab 自带的 torch；在其他环境中，这个单元格什么也不做。\n"
+        )
+    else:
+        comments = (
+            f"{SETUP_MARK}: on Google Colab, install d2lcnn from the course repository.\n"
+            "# Colab's own torch is kept; elsewhere this cell does nothing.\n"
+        )
     return (
-        f"{SETUP_MARK}: on Google Colab, install d2lcnn from the course repository.\n"
-        "# Colab's own torch is kept; elsewhere this cell does nothing.\n"
-        "import sys\n"
+        comments + "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
         f'    %pip install -q "d2lcnn @ git+{repo_url()}"'
@@ -62,10 +86,12 @@ def setup_cell_source() -> str:
 
 
 def binder_url(notebook: str = "00_start_here.ipynb") -> str:
+    """Binder's address opening ``notebooks/<notebook>`` in JupyterLab."""
     return f"https://mybinder.org/v2/gh/{github_path()}/main?urlpath=lab/tree/notebooks/{notebook}"
 
 
 def title(nb: nbformat.NotebookNode) -> str:
+    """The notebook's first ``# `` heading."""
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             match = re.search(r"^# (.+)$", cell.source, re.M)
@@ -89,10 +115,27 @@ def readme_sections(notebooks: list[Path]) -> dict[str, str]:
     return {"badges": badges, "chapters": "\n".join(rows)}
 
 
-def replace_section(text: str, name: str, body: str) -> str:
+def readme_zh_sections(notebooks: list[Path]) -> dict[str, str]:
+    """The generated parts of README.zh.md: launch badges and the table of the Chinese chapters."""
+    badges = (
+        f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder_url('zh/00_start_here.ipynb')}) "
+        f"{colab_badge('zh/00_start_here.ipynb')}"
+    )
+    rows = ["| 笔记本 | 章节 | 打开 |", "|---|---|---|"]
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        rows.append(
+            f"| [`{path.name}`](notebooks/zh/{path.name}) | {title(nb)} | "
+            f"{colab_badge('zh/' + path.name)} |"
+        )
+    return {"badges": badges, "chapters": "\n".join(rows)}
+
+
+def replace_section(text: str, name: str, body: str, file: str = "README.md") -> str:
+    """``text`` with the part between ``<!-- name:start -->`` and ``<!-- name:end -->`` replaced."""
     pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
     if not pattern.search(text):
-        raise SystemExit(f"README.md lacks the markers <!-- {name}:start --> / <!-- {name}:end -->")
+        raise SystemExit(f"{file} lacks the markers <!-- {name}:start --> / <!-- {name}:end -->")
     return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
 
 
@@ -102,17 +145,21 @@ def inline_figures(source: str) -> str:
     return "\n".join([INLINE, *lines])
 
 
-def sync(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
+def sync(nb: nbformat.NotebookNode, name: str, lang: str = "en") -> nbformat.NotebookNode:
     """Put the badge at the top of the first Markdown cell, the setup cell first among code cells
-    and ``%matplotlib inline`` first in the import cell (the code cell after the setup cell)."""
+    and ``%matplotlib inline`` first in the import cell (the code cell after the setup cell).
+
+    ``lang="zh"``: a notebook of notebooks/zh/ (its badge opens notebooks/zh/<name>, its setup
+    cell has Chinese comments; an English setup cell copied from the twin is replaced)."""
     first_md = next(c for c in nb.cells if c.cell_type == "markdown")
     body = BADGE_RE.sub("", first_md.source)
-    first_md.source = colab_badge(name) + "\n\n" + body.lstrip("\n")
+    first_md.source = colab_badge(f"zh/{name}" if lang == "zh" else name) + "\n\n"
+    first_md.source += body.lstrip("\n")
     code = [c for c in nb.cells if c.cell_type == "code"]
-    if code and code[0].source.startswith(SETUP_MARK):
-        code[0].source = setup_cell_source()
+    if code and code[0].source.startswith((SETUP_MARK, ZH_SETUP_MARK)):
+        code[0].source = setup_cell_source(lang)
     else:
-        cell = nbformat.v4.new_code_cell(setup_cell_source())
+        cell = nbformat.v4.new_code_cell(setup_cell_source(lang))
         cell.execution_count = None
         nb.cells.insert(nb.cells.index(first_md) + 1, cell)
         code.insert(0, cell)
@@ -121,35 +168,271 @@ def sync(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
     return nb
 
 
+# ---- one code, two editions: the Chinese notebook's code must be its English twin's ----
+
+MAGIC = "_d2lcnn_ipython_line_"  # stands for an IPython %/! line while Python tokenizes the cell
+NBVAL_COMMENT = re.compile(r"#\s*NBVAL")
+FIX = (
+    "Fix: make the code the same in both editions (a change to the code goes into the English "
+    "notebook and its Chinese twin alike); only the text of strings a learner reads and comments "
+    "may differ, and '# NBVAL...' lines, names, numbers, operators, the expressions and format "
+    "specs of f-string fields {x:.3f}, and %/! lines stay exactly as in English."
+)
+_SKIP = {tokenize.NL, tokenize.ENDMARKER, tokenize.ENCODING}
+# Python 3.12 tokenizes an f-string into pieces; they are put back together into one string
+_FSTRING_START = getattr(tokenize, "FSTRING_START", None)
+_FSTRING_END = getattr(tokenize, "FSTRING_END", None)
+
+
+class _BlankStrings(ast.NodeTransformer):
+    """Empties the string literals of an expression (they may be translated, as everywhere)."""
+
+    def visit_Constant(self, node: ast.Constant) -> ast.Constant:
+        return ast.Constant("") if isinstance(node.value, str) else node
+
+    def visit_FormattedValue(self, node: ast.FormattedValue) -> ast.FormattedValue:
+        node.value = self.visit(node.value)  # a nested f-string's format spec stays as it is
+        return node
+
+
+def _string_fields(text: str) -> tuple[str, ...]:
+    """What must stay the same in the string literal ``text``: its kind (bytes or text), and for
+    an f-string each replacement field: its expression (string literals in it excepted), its
+    conversion and format spec. The literal text around the fields may be translated."""
+    with warnings.catch_warnings():  # "invalid escape sequence": the notebook's business
+        warnings.simplefilter("ignore")
+        node = ast.parse(text.strip(), mode="eval").body
+    kind = "bytes" if isinstance(node, ast.Constant) and isinstance(node.value, bytes) else "str"
+    fields = []
+    for value in getattr(node, "values", []):
+        if isinstance(value, ast.FormattedValue):
+            expression = ast.dump(_BlankStrings().visit(value.value))
+            spec = ast.dump(value.format_spec) if value.format_spec else ""
+            fields.append(f"{{{expression}!{value.conversion}:{spec}}}")
+    return (kind, *fields)
+
+
+def code_tokens(source: str) -> list[tuple[tuple, int]]:
+    """The tokens of a code cell that must match the twin's, each with its line number (from 1).
+
+    Comments and the text of strings drop out (they may be translated); ``# NBVAL...`` comments
+    stay, and so do IPython lines starting with ``%`` or ``!`` (compared as written). Adjacent
+    string literals count as one string, so a translation may join or split them. Raises
+    ``SyntaxError`` or ``tokenize.TokenError`` on code Python cannot tokenize.
+    """
+    lines = source.splitlines()
+    magic = {}
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith(("%", "!")):
+            magic[i + 1] = line.strip()
+            lines[i] = line[: len(line) - len(line.lstrip())] + MAGIC
+    text = "\n".join(lines) + "\n"
+    raw = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    physical = text.splitlines(keepends=True)
+    offsets = [0]
+    for line in physical:
+        offsets.append(offsets[-1] + len(line))
+
+    def span(start: tuple[int, int], end: tuple[int, int]) -> str:
+        return text[offsets[start[0] - 1] + start[1] : offsets[end[0] - 1] + end[1]]
+
+    out: list[tuple[tuple, int]] = []
+    strings: list[str] = []  # the current run of adjacent string literals
+    string_line = 0
+    i = 0
+    while i < len(raw):
+        tok = raw[i]
+        if tok.type == tokenize.STRING or (
+            _FSTRING_START is not None and tok.type == _FSTRING_START
+        ):
+            if tok.type == tokenize.STRING:
+                piece = tok.string
+            else:  # 3.12: FSTRING_START ... FSTRING_END, nested f-strings included
+                depth, j = 0, i
+                while True:
+                    if raw[j].type == _FSTRING_START:
+                        depth += 1
+                    elif raw[j].type == _FSTRING_END:
+                        depth -= 1
+                        if depth == 0:
+                            break
+                    j += 1
+                piece = span(tok.start, raw[j].end)
+                i = j
+            if not strings:
+                string_line = tok.start[0]
+            strings.append(piece)
+            i += 1
+            continue
+        if tok.type in (tokenize.NL, tokenize.COMMENT) and strings:
+            if tok.type == tokenize.COMMENT and NBVAL_COMMENT.match(tok.string):
+                pass  # an NBVAL marker ends the run below
+            else:
+                i += 1
+                continue  # a run of strings may span lines and comments
+        if strings:
+            fields = [_string_fields(piece) for piece in strings]
+            kinds = {f[0] for f in fields}
+            merged = (kinds.pop() if len(kinds) == 1 else "mixed",)
+            merged += tuple(x for f in fields for x in f[1:])
+            out.append((("STRING", *merged), string_line))
+            strings = []
+        if tok.type in _SKIP:
+            pass
+        elif tok.type == tokenize.COMMENT:
+            if NBVAL_COMMENT.match(tok.string):
+                out.append((("COMMENT", tok.string.strip()), tok.start[0]))
+        elif tok.type == tokenize.NAME and tok.string == MAGIC and tok.start[0] in magic:
+            out.append((("MAGIC", magic[tok.start[0]]), tok.start[0]))
+        else:
+            out.append(((tokenize.tok_name[tok.type], tok.string), tok.start[0]))
+        i += 1
+    return out
+
+
+def _line(source: str, number: int) -> str:
+    lines = source.splitlines()
+    return lines[number - 1].strip() if 0 < number <= len(lines) else "(end of the cell)"
+
+
+def code_difference(en: str, zh: str) -> tuple[int, int] | None:
+    """``None`` when the Chinese cell ``zh`` has the code of the English cell ``en``; otherwise
+    the line numbers (from 1) of the first difference in each."""
+    try:
+        a, b = code_tokens(en), code_tokens(zh)
+    except (SyntaxError, tokenize.TokenError):  # not Python (a %%bash cell, say): lines as written
+        a = [((line.strip(),), n) for n, line in enumerate(en.splitlines(), 1) if line.strip()]
+        b = [((line.strip(),), n) for n, line in enumerate(zh.splitlines(), 1) if line.strip()]
+    for (ta, la), (tb, lb) in zip(a, b, strict=False):
+        if ta != tb:
+            return la, lb
+    if len(a) != len(b):
+        end_a = a[len(b)][1] if len(a) > len(b) else len(en.splitlines()) + 1
+        end_b = b[len(a)][1] if len(b) > len(a) else len(zh.splitlines()) + 1
+        return end_a, end_b
+    return None
+
+
+def _tags(cell: nbformat.NotebookNode) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def compare_editions(en: nbformat.NotebookNode, zh: nbformat.NotebookNode, name: str) -> str | None:
+    """``None`` when the Chinese notebook ``zh`` shares its cells and code with ``en``; otherwise
+    one message naming the notebook, the cell and the first differing line of each edition."""
+    zh_path, en_path = f"notebooks/zh/{name}", f"notebooks/{name}"
+    if len(en.cells) != len(zh.cells):
+        return (
+            f"{zh_path}: {len(zh.cells)} cells, its English twin {en_path} has {len(en.cells)}. "
+            "Both editions have the same cells in the same order: add or remove cells in both, "
+            "translating the Markdown cells."
+        )
+    for number, (a, b) in enumerate(zip(en.cells, zh.cells, strict=True), 1):
+        where = f"{zh_path}, cell {number} (counting every cell from 1)"
+        if a.cell_type != b.cell_type:
+            return (
+                f"{where} is a {b.cell_type} cell; in {en_path} it is a {a.cell_type} cell. "
+                "Both editions have the same cells in the same order."
+            )
+        if _tags(a) != _tags(b):
+            return (
+                f"{where} has the tags {_tags(b)}; in {en_path} {_tags(a)}. Give the cell the "
+                "same tags in both editions."
+            )
+        if a.cell_type != "code":
+            continue
+        diff = code_difference(a.source, b.source)
+        if diff:
+            return (
+                f"{where}: the code differs from {en_path}.\n"
+                f"  English line {diff[0]}: {_line(a.source, diff[0])}\n"
+                f"  Chinese line {diff[1]}: {_line(b.source, diff[1])}\n"
+                f"  {FIX}"
+            )
+    return None
+
+
+def check_editions(en_dir: Path = NOTEBOOKS, zh_dir: Path = ZH) -> list[str]:
+    """Every problem between the English notebooks in ``en_dir`` and their Chinese twins in
+    ``zh_dir``: a missing twin, a notebook without an English twin, cells or code that differ
+    (the first difference of each notebook)."""
+    en_names = {p.name for p in en_dir.glob("*.ipynb")}
+    zh_names = {p.name for p in zh_dir.glob("*.ipynb")} if zh_dir.is_dir() else set()
+    problems = []
+    missing = sorted(en_names - zh_names)
+    if missing:
+        problems.append(
+            f"notebooks/zh/ lacks the Chinese twin of {len(missing)} English notebook(s): "
+            f"{', '.join(missing)}. Every English chapter has a Chinese twin of the same name: "
+            "copy notebooks/NAME.ipynb to notebooks/zh/, translate its Markdown, the strings a "
+            "learner reads and the comments, and run it (CONTRIBUTING.md, 'Two editions')."
+        )
+    for name in sorted(zh_names - en_names):
+        problems.append(
+            f"notebooks/zh/{name} has no English twin notebooks/{name}: give it its English "
+            "twin's file name, or add the English notebook first."
+        )
+    for name in sorted(en_names & zh_names):
+        problem = compare_editions(
+            nbformat.read(en_dir / name, as_version=4),
+            nbformat.read(zh_dir / name, as_version=4),
+            name,
+        )
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def _sync_file(path: Path, text: str, stale: list[str], check: bool) -> None:
+    if path.read_text() != text:
+        stale.append(str(path.relative_to(ROOT)))
+        if not check:
+            path.write_text(text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
     stale = []
-    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
-        before = nbformat.writes(nb)
-        after = nbformat.writes(sync(nb, path.name))
-        if before != after:
-            stale.append(path.name)
-            if not args.check:
-                nbformat.write(nb, path)  # as Jupyter writes it: a final newline
+    english = sorted(NOTEBOOKS.glob("*.ipynb"))
+    chinese = sorted(ZH.glob("*.ipynb"))
+    for lang, paths in (("en", english), ("zh", chinese)):
+        for path in paths:
+            nb = nbformat.read(path, as_version=4)
+            before = nbformat.writes(nb)
+            after = nbformat.writes(sync(nb, path.name, lang))
+            if before != after:
+                stale.append(str(path.relative_to(NOTEBOOKS)))
+                if not args.check:
+                    nbformat.write(nb, path)  # as Jupyter writes it: a final newline
     readme = ROOT / "README.md"
     text = readme.read_text()
     new = text
-    for name, body in readme_sections(sorted(NOTEBOOKS.glob("*.ipynb"))).items():
+    for name, body in readme_sections(english).items():
         new = replace_section(new, name, body)
-    if new != text:
-        stale.append("README.md")
-        if not args.check:
-            readme.write_text(new)
+    _sync_file(readme, new, stale, args.check)
+    readme_zh = ROOT / "README.zh.md"
+    text = readme_zh.read_text()
+    new = text
+    for name, body in readme_zh_sections(chinese).items():
+        new = replace_section(new, name, body, "README.zh.md")
+    _sync_file(readme_zh, new, stale, args.check)
+    status = 0
     if args.check and stale:
         print("out of date (run python scripts/nbsync.py):", ", ".join(stale))
-        return 1
+        status = 1
+    problems = check_editions()
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) between the English and the Chinese edition (above)")
+        status = 1
     print(
-        ("checked" if args.check else "synced"), len(list(NOTEBOOKS.glob("*.ipynb"))), "notebooks"
-    )
-    return 0
+        ("checked" if args.check else "synced"),
+        len(english), "English and", len(chinese), "Chinese notebooks",
+    )  # fmt: skip
+    return status
 
 
 if __name__ == "__main__":

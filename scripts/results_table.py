@@ -1,7 +1,7 @@
 """Build the README's results and speed sections from stored runs (never typed by hand).
 
-    python scripts/results_table.py          # rewrite the table in README.md
-    python scripts/results_table.py --check  # exit 1 if README.md is out of date
+    python scripts/results_table.py          # rewrite the tables in README.md and README.zh.md
+    python scripts/results_table.py --check  # exit 1 if either is out of date
 
 Each training chapter tags its main training cell ``main-run``; its stored output holds the
 lines printed by ``d2l.train`` / ``d2l.train_ch6`` (device, precision, quick mode if it was on,
@@ -95,6 +95,33 @@ def table(notebooks: list[Path]) -> str:
     return head + "\n" + "\n".join(rows) + note
 
 
+def table_zh(notebooks: list[Path]) -> str:
+    """The results table of README.zh.md, from the stored runs of the Chinese notebooks."""
+    head = (
+        "| 章节 | 输入 | GPU：测试精度 | 笔记本电脑（双核 CPU）：测试精度 | 训练图像数 x 迭代周期 | "
+        "训练时间（分钟） | 样本/秒 | 设备、精度、设置 |\n"
+        "|---|---|---|---|---|---|---|---|"
+    )
+    rows = []
+    for path in notebooks:
+        r = main_run(path)
+        if not r:
+            continue
+        chapter = re.split("[:：]", title(nbformat.read(path, as_version=4)), maxsplit=1)[-1]
+        acc = f"{r['test_acc']}" + ("（快速模式）" if r["quick"] else "")
+        gpu, cpu = (acc, "-") if r["gpu"] else ("-", acc)
+        rows.append(
+            f"| [{chapter.strip()}](notebooks/zh/{r['notebook']}) | {r['input']} | {gpu} | {cpu} | "
+            f"{r['images']} x {r['epochs']} | {r['minutes']} | {r['speed']} | "
+            f"{r['device']}, {r['precision']}, {r['setting']} |"
+        )
+    note = (
+        "\n\n每一行是该章中文笔记本自己保存的主训练运行（单元格标签 `main-run`），测试集为完整的 "
+        "10,000 张图像。“-”表示还没有在这类机器上保存的运行。"
+    )
+    return head + "\n" + "\n".join(rows) + note
+
+
 def bench_section() -> str:
     """The benchmark tables, as written by ``benchmarks/vs_d2l.py --output benchmarks/results/...``."""
     parts = []
@@ -116,12 +143,21 @@ def main() -> int:
     text = readme.read_text()
     new = replace_section(text, "results", table(sorted((ROOT / "notebooks").glob("*.ipynb"))))
     new = replace_section(new, "bench", bench_section())
+    readme_zh = ROOT / "README.zh.md"  # the Chinese edition's table, from notebooks/zh
+    text_zh = readme_zh.read_text()
+    new_zh = replace_section(
+        text_zh, "results", table_zh(sorted((ROOT / "notebooks" / "zh").glob("*.ipynb"))),
+        "README.zh.md",
+    )  # fmt: skip
     if args.check:
-        if new != text:
-            print("README.md results table is out of date: run python scripts/results_table.py")
+        pairs = (("README.md", new, text), ("README.zh.md", new_zh, text_zh))
+        stale = [name for name, after, before in pairs if after != before]
+        if stale:
+            print(f"{' and '.join(stale)}: results table out of date: run scripts/results_table.py")
             return 1
         return 0
     readme.write_text(new)
+    readme_zh.write_text(new_zh)
     print(table(sorted((ROOT / "notebooks").glob("*.ipynb"))))
     return 0
 
