@@ -405,7 +405,7 @@ def _set_up(
         nhwc, dtype = fastest(net, train_iter, device, layouts, dtypes)  # one candidate: no timing
     nhwc, dtype = dist_.broadcast((nhwc, dtype) if world.rank == 0 else None)
     net.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
-    data = _describe_data(train_iter, test_iter) + dist_.describe_split(train_iter, world)
+    data, split = _describe_data(train_iter, test_iter), dist_.describe_split(train_iter, world)
     dist_.same_order(train_iter)  # every rank walks the same global batches ...
     train_iter = dist_.shard(train_iter, train=True)  # ... and takes its part of each
     test_iter = dist_.shard(test_iter, train=False)
@@ -444,7 +444,7 @@ def _set_up(
     if verbose:
         print(f"training on {describe_device(device)}, {precision_name(dtype)}"
               f"{', quick mode' if is_quick() else ''}: {data}, "
-              f"{num_epochs} epochs")  # fmt: skip
+              f"{num_epochs} epochs{split}")  # fmt: skip
     return run
 
 

@@ -83,7 +83,7 @@ def test_two_processes_train_the_same_weights_as_one_on_the_global_batch(runs):
 
 def test_rank_zero_alone_prints_and_writes_a_checkpoint_that_reloads(runs):
     assert runs["two_stdout"].count("training on cpu") == 4  # 4 trainings, printed once each
-    assert "2 processes (batch 256 = 2 x 128)" in runs["two_stdout"]
+    assert "2 epochs, 2 processes (batch 256 = 2 x 128)" in runs["two_stdout"]
     net = lenet()
     state = d2l.load_checkpoint(runs["two"] / "ckpt.pt", net)
     assert state["epoch"] == 2 and len(state["history"]) == 2

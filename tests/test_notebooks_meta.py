@@ -1,5 +1,8 @@
 """Checks of the notebooks as files: every chapter is there, collected by nbval, has compared
-cells, stored outputs from a clean run, the shared setup cell, and the reference shape tables."""
+cells, stored outputs from a clean run, the shared setup cell, and the reference shape tables.
+
+The per-notebook checks run on both editions: the English notebooks (``en``) and their Chinese
+twins in notebooks/zh (``zh``), whose main runs must be their own (not copied from English)."""
 
 from __future__ import annotations
 
@@ -17,9 +20,12 @@ from d2lcnn import models
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+ZH = NOTEBOOKS / "zh"
+EDITIONS = ("en", "zh")
 CHAPTERS = [
     "00_start_here", "01_convolutions", "02_pooling", "03_lenet", "04_training_workflow",
     "05_alexnet", "06_vgg", "07_nin", "08_googlenet", "09_batch_norm", "10_resnet", "11_densenet",
+    "12_distributed",
     "appendix_a_d2l_ai",
 ]  # fmt: skip
 TRAINING = CHAPTERS[3:]  # the appendix trains too (the book's LeNet, through d2l.Trainer)
@@ -47,8 +53,17 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import nbsync  # noqa: E402
 
 
-def load(name: str) -> nbformat.NotebookNode:
-    return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+def load(name: str, lang: str = "en") -> nbformat.NotebookNode:
+    """Chapter ``name`` of the English (``en``) or the Chinese (``zh``) edition."""
+    path = (ZH if lang == "zh" else NOTEBOOKS) / f"{name}.ipynb"
+    if not path.is_file():
+        pytest.fail(f"{path.relative_to(ROOT)} is missing: every chapter has a Chinese twin")
+    return nbformat.read(path, as_version=4)
+
+
+def editions(names: list[str]) -> list:
+    """Test parameters (lang, name) for ``names`` in both editions."""
+    return [pytest.param(lang, name, id=f"{lang}-{name}") for lang in EDITIONS for name in names]
 
 
 def stored_text(nb: nbformat.NotebookNode) -> str:
@@ -64,6 +79,7 @@ def stored_text(nb: nbformat.NotebookNode) -> str:
 
 def test_every_chapter_exists_and_nothing_else():
     assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == CHAPTERS
+    assert sorted(p.stem for p in ZH.glob("*.ipynb")) == CHAPTERS, "notebooks/zh: the twins"
 
 
 def test_nbval_collects_every_code_cell_of_every_notebook():
@@ -72,16 +88,18 @@ def test_nbval_collects_every_code_cell_of_every_notebook():
          "-p", "no:cacheprovider", str(NOTEBOOKS)],
         capture_output=True, text=True, cwd=ROOT, check=False,
     ).stdout  # fmt: skip
-    for name in CHAPTERS:
-        nb = load(name)
-        code_cells = sum(c.cell_type == "code" for c in nb.cells)
-        collected = len(re.findall(rf"{name}\.ipynb::Cell \d+", out))
-        assert collected == code_cells > 0, f"{name}: {collected} collected of {code_cells}"
+    for lang in EDITIONS:  # notebooks/zh too: nbval collects the folder recursively
+        folder = "notebooks/zh" if lang == "zh" else "notebooks"
+        for name in CHAPTERS:
+            nb = load(name, lang)
+            code_cells = sum(c.cell_type == "code" for c in nb.cells)
+            collected = len(re.findall(rf"^{folder}/{name}\.ipynb::Cell \d+", out, re.M))
+            assert collected == code_cells > 0, f"{folder}/{name}: {collected} of {code_cells}"
 
 
-@pytest.mark.parametrize("name", CHAPTERS)
-def test_stored_outputs_are_from_a_clean_run_and_compared(name):
-    nb = load(name)
+@pytest.mark.parametrize("lang, name", editions(CHAPTERS))
+def test_stored_outputs_are_from_a_clean_run_and_compared(lang, name):
+    nb = load(name, lang)
     code = [c for c in nb.cells if c.cell_type == "code"]
     compared = [c for c in code if c.outputs and not IGNORE.search(c.source)]
     assert compared, f"{name} has no cell whose output nbval compares"
@@ -94,22 +112,26 @@ def test_stored_outputs_are_from_a_clean_run_and_compared(name):
     assert counts, f"{name} has never been run"
 
 
-@pytest.mark.parametrize("name", CHAPTERS)
-def test_structure_objectives_exercises_setup_cell(name):
-    nb = load(name)
+@pytest.mark.parametrize("lang, name", editions(CHAPTERS))
+def test_structure_objectives_exercises_setup_cell(lang, name):
+    nb = load(name, lang)
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    assert re.search(r"objectives|you will", text, re.I), f"{name}: no objectives"
-    assert re.search(r"^#+ .*exercises", text, re.I | re.M), f"{name}: no exercises"
+    objectives, exercises = ("objectives|you will", "exercises")
+    if lang == "zh":
+        objectives, exercises = ("学习目标", "练习")
+    assert re.search(objectives, text, re.I), f"{lang}/{name}: no objectives"
+    assert re.search(rf"^#+ .*({exercises})", text, re.I | re.M), f"{lang}/{name}: no exercises"
     first_code, imports = [c for c in nb.cells if c.cell_type == "code"][:2]
-    assert first_code.source == nbsync.setup_cell_source()
+    assert first_code.source == nbsync.setup_cell_source(lang)
     assert imports.source.startswith("%matplotlib inline\n"), f"{name}: figures not shown inline"
-    assert nbsync.colab_badge(f"{name}.ipynb") in nb.cells[0].source
+    badge = f"zh/{name}.ipynb" if lang == "zh" else f"{name}.ipynb"
+    assert nbsync.colab_badge(badge) in nb.cells[0].source
     assert not re.search(r"(?<![\w.])/(tmp|root|work|home)/", "".join(c.source for c in nb.cells))
 
 
-@pytest.mark.parametrize("name", TRAINING)
-def test_training_chapters_store_a_main_run_naming_device_and_precision(name):
-    nb = load(name)
+@pytest.mark.parametrize("lang, name", editions(TRAINING))
+def test_training_chapters_store_a_main_run_naming_device_and_precision(lang, name):
+    nb = load(name, lang)
     main = [c for c in nb.cells if "main-run" in c.metadata.get("tags", [])]
     assert len(main) == 1, f"{name}: exactly one cell tagged main-run"
     text = stored_text(nbformat.v4.new_notebook(cells=main))
@@ -117,11 +139,26 @@ def test_training_chapters_store_a_main_run_naming_device_and_precision(name):
     assert re.search(r"test acc \d\.\d{3}", text)
 
 
-@pytest.mark.parametrize("name", sorted(REFERENCE_TABLES))
-def test_chapter_model_matches_the_reference_model(name):
+@pytest.mark.parametrize("lang, name", editions(sorted(REFERENCE_TABLES)))
+def test_chapter_model_matches_the_reference_model(lang, name):
     build, size = REFERENCE_TABLES[name]
     table = d2l.layer_summary(build(), (1, 1, size, size), show=False).table()
-    assert table in stored_text(load(name)), f"{name} does not show the reference shape table"
+    assert table in stored_text(load(name, lang)), f"{lang}/{name}: not the reference shape table"
+
+
+@pytest.mark.parametrize("name", TRAINING)
+def test_the_chinese_main_run_is_its_own_run(name):
+    """The zh notebook stores outputs of a run of itself, not the English notebook's outputs."""
+    runs = []
+    for lang in EDITIONS:  # the trainer's speed and time lines (English in both editions)
+        main = [c for c in load(name, lang).cells if "main-run" in c.metadata.get("tags", [])]
+        text = stored_text(nbformat.v4.new_notebook(cells=main))
+        runs.append(re.findall(r"^.*(?:examples/sec|min of training).*$", text, re.M))
+    assert runs[1], f"notebooks/zh/{name}.ipynb: no stored main run"
+    assert runs[0] != runs[1], (
+        f"notebooks/zh/{name}.ipynb stores the English main run: run the Chinese notebook itself "
+        f"(scripts/run_notebook.py notebooks/zh/{name}.ipynb)"
+    )
 
 
 def test_readme_tables_are_generated_from_the_stored_runs():
@@ -182,10 +219,10 @@ def _setting_values(source: str, setting: str) -> dict:
     return values
 
 
-@pytest.mark.parametrize("name", TRAINING)
-def test_stored_main_run_matches_the_settings_in_the_code(name):
+@pytest.mark.parametrize("lang, name", editions(TRAINING))
+def test_stored_main_run_matches_the_settings_in_the_code(lang, name):
     """The stored training output must come from the code as it stands (no stale runs)."""
-    nb = load(name)
+    nb = load(name, lang)
     setting_cells = [c for c in nb.cells if c.cell_type == "code" and "pick_setting(" in c.source]
     main = next(c for c in nb.cells if "main-run" in c.metadata.get("tags", []))
     text = stored_text(nbformat.v4.new_notebook(cells=[main]))
