@@ -41,8 +41,8 @@ def worker(args: argparse.Namespace) -> None:
         batch, lr, epochs, size = 128, 0.05, 1, args.resnet_images
     train_iter, test_iter = d2l.load_data_fashion_mnist(batch, train_size=size, seed=args.seed,
                                                         quick=False)  # fmt: skip
-    history = d2l.train(recipe.build(), train_iter, test_iter, epochs, lr, "cpu", plot=False,
-                        verbose=False)  # fmt: skip
+    history = d2l.train(recipe.build(), train_iter, test_iter, epochs, lr, args.device,
+                        plot=False, verbose=False)  # fmt: skip
     if d2l.is_main():
         train_s = sum(e.seconds for e in history)
         seen = sum(e.seconds * e.examples_per_sec for e in history)
@@ -68,7 +68,7 @@ def _free_port() -> int:
 def launch(model: str, procs: int, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
-        flags = ["--worker", "--model", model, "--result", str(result), "--target",
+        flags = ["--worker", "--device", args.device, "--model", model, "--result", str(result), "--target",
                  str(args.target), "--max-epochs", str(args.max_epochs), "--resnet-images",
                  str(args.resnet_images), "--seed", str(args.seed)]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if k != "D2LCNN_QUICK"}
@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=8)
     parser.add_argument("--resnet-images", type=int, default=4096)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda: one GPU per process (NCCL)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -119,7 +120,12 @@ def main() -> None:
         for m in models:
             for p in procs:  # alternating: drift hits every configuration alike
                 results[m, p].append(launch(m, p, args))
-    print(f"CPU: {describe_cpu()}; {os.cpu_count()} cores\n")
+    if args.device == "cpu":
+        print(f"CPU: {describe_cpu()}; {os.cpu_count()} cores\n")
+    else:
+        import torch
+
+        print(f"{torch.cuda.device_count()} x {torch.cuda.get_device_name()}; CPU: {describe_cpu()}\n")
     print("| model | processes x threads | precision | examples/s | epochs | test acc | "
           f"training s to test acc {args.target:.2f} | whole run incl. start-up (s) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")

@@ -379,7 +379,7 @@ def _set_up(
         raise ValueError(f"curves must be chosen from {sorted(_CURVES)}, not {unknown}.")
     world = dist_.init_distributed(device=device)  # one process: World(), nothing to join
     device = dist_.local_device(resolve_device(device), world)
-    if not world.rank == 0:  # rank 0 alone prints, plots and writes the checkpoint
+    if world.rank != 0:  # rank 0 alone prints, plots and writes the checkpoint
         verbose, plot = False, False
     if keep_cpu_memory == "auto":
         keep_cpu_memory = not low_memory()  # Binder's 2 GB: peaks must go back to the system

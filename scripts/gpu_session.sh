@@ -5,6 +5,7 @@
 #   bash scripts/gpu_session.sh bundle              # here: wheels + Fashion-MNIST into .gpu/
 #   bash scripts/gpu_session.sh bench               # there: the vs-d2l table on CUDA -> $OUT
 #   bash scripts/gpu_session.sh notebooks 03 05 ... # there: real runs (not quick mode) -> $OUT
+#   bash scripts/gpu_session.sh distributed         # there, with 2+ GPUs: 1..N GPUs (DDP, NCCL)
 #
 # .gpu/ is git-ignored: copy it to the GPU machine along with the repository, and set OUT there
 # to a folder for the results. Back here, copy gpu.md from $OUT to benchmarks/results/, unpack
@@ -56,8 +57,17 @@ notebooks)
     for n in "$@"; do python3 scripts/run_notebook.py notebooks/"$n"_*.ipynb; done
     tar -cf "$OUT/notebooks.tar" notebooks/*.ipynb
     ;;
+distributed)
+    setup_there
+    n=$(python3 -c "import torch; print(torch.cuda.device_count())")
+    procs=1; p=2; while [ "$p" -le "$n" ]; do procs="$procs,$p"; p=$((p * 2)); done
+    { echo "One GPU or several (torchrun, DistributedDataParallel on NCCL), side by side" \
+        "(\`python benchmarks/distributed.py --device cuda --procs $procs\`, $(date +%F)):"; echo
+      python3 benchmarks/distributed.py --device cuda --procs "$procs" --resnet-images 60000
+    } > "$OUT/gpu-distributed.md"
+    ;;
 *)
-    sed -n '2,11p' "$0"
+    sed -n '2,12p' "$0"
     exit 2
     ;;
 esac
