@@ -171,21 +171,6 @@ def _evaluate_sums(
     return correct.item(), loss_sum.item() if loss_fn is not None else math.nan, n
 
 
-def _evaluate(
-    net: nn.Module,
-    data_iter: Iterable,
-    device: torch.device,
-    dtype: torch.dtype | None = None,
-    channels_last: bool = False,
-    loss_fn: LossFn | None = None,
-) -> tuple[float, float]:
-    """Accuracy and mean loss of ``net`` on ``data_iter`` (loss NaN without ``loss_fn``); under
-    torchrun, of all ranks' shares together."""
-    correct, loss_sum, n = dist_.all_sum(
-        _evaluate_sums(net, data_iter, device, dtype, channels_last, loss_fn), device)
-    return correct / max(n, 1), loss_sum / max(n, 1)
-
-
 def evaluate_accuracy_gpu(
     net: nn.Module, data_iter: Iterable, device: torch.device | str | None = None
 ) -> float:
@@ -347,9 +332,7 @@ def train(
             tic = time.perf_counter()
             test_acc, test_loss = math.nan, math.nan  # no test data: d2l 1.0 allows it
             if run.test_iter is not None:
-                test_acc, test_loss = _evaluate(run.net if run.world.active else run.model,
-                                                run.test_iter, run.device, run.dtype, run.nhwc,
-                                                run.loss_fn)  # fmt: skip
+                test_acc, test_loss = _evaluate(run)
             run.eval_seconds += time.perf_counter() - tic
             _end_epoch(run, EpochStats(epoch + 1, loss, acc, test_acc, seconds, seen / seconds,
                                        test_loss))  # fmt: skip
@@ -546,6 +529,16 @@ def _step(run: _Run, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, to
     if run.sched is not None:
         run.sched.step()
     return loss.detach().float(), y_hat.detach()
+
+
+def _evaluate(run: _Run) -> tuple[float, float]:
+    """Phase 3: test accuracy and mean test loss (of all ranks' shares together under torchrun;
+    each rank evaluates the plain module: DDP's forward would need as many calls on every rank)."""
+    net = run.net if run.world.active else run.model
+    correct, loss_sum, n = dist_.all_sum(
+        _evaluate_sums(net, run.test_iter, run.device, run.dtype, run.nhwc, run.loss_fn),
+        run.device)  # fmt: skip
+    return correct / max(n, 1), loss_sum / max(n, 1)
 
 
 def _end_epoch(run: _Run, stats: EpochStats) -> None:
