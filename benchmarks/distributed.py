@@ -150,7 +150,8 @@ def main() -> None:
           f"{args.resnet_images:,} images at 28x28, batch 128, lr 0.05, 1 epoch. N processes "
           f"share this machine's {os.cpu_count()} cores (one thread each) and all-reduce the "
           "gradients every step: with fewer devices than processes they cannot be faster than "
-          "one process using every core; the same global batches give the same accuracy. "
+          "one process using every core; the same global batches give the same accuracy, but for "
+          "models with batch norm (ResNet-18), which normalizes over each rank's B/N examples. "
           "More processes pay off with one device (GPU or machine) each.")  # fmt: skip
 
 
