@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 BENCH  ?= .venv-bench
 SWITCH_MODELS ?= lenet,bn_lenet,resnet18,densenet,googlenet,nin,alexnet,vgg11_4
 
-.PHONY: setup lab test lint bench-env bench clean
+.PHONY: setup lab test lint site site-env bench-env bench clean
 
 comma := ,
 # $(call bench_md,TITLE,SCRIPT AND ARGS,FILE): run benchmarks/SCRIPT, store its table under a
@@ -38,6 +38,19 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# The course as a static website in build/book/html (README: Website): Sphinx + MyST-NB + the
+# book theme, from the notebooks' stored outputs (nothing is executed), warnings as errors.
+SITE_STAMP := $(VENV)/.site-installed
+
+site-env: $(SITE_STAMP)
+
+$(SITE_STAMP): requirements-site.txt $(STAMP)
+	$(BIN)/python -m pip install -r requirements-site.txt
+	touch $(SITE_STAMP)
+
+site: site-env
+	$(BIN)/python book/build_site.py
+
 # The benchmark's own environment: the course's packages plus d2l 1.0.3, installed with --no-deps
 # (its pins do not install on current Pythons) and the few modules its import needs.
 bench-env: $(BENCH)/.installed
@@ -57,6 +70,7 @@ bench: bench-env setup
 	$(BENCH)/bin/python benchmarks/vs_d2l.py --api classes --models lenet,alexnet --repeats 3 --epochs 3 \
 		--subset 60000 --test-subset 10000 --repeats-large 2 --epochs-large 1 --subset-large 768 \
 		--test-subset-large 500 --output benchmarks/results/cpu-classes.md
+	$(call bench_md,One process or several (torchrun$(comma) DistributedDataParallel on gloo)$(comma) side by side,distributed.py --repeats 2,cpu-distributed.md)
 	$(call bench_md,Speed switches of \`d2lcnn.train\`$(comma) training examples/s,switches.py --models $(SWITCH_MODELS) --variants fp32$(comma)fp32+channels_last$(comma)bf16$(comma)bf16+channels_last,cpu-switches.md)
 	$(call bench_md,What \`'auto'\` picks (layout and precision) for the book's LeNet$(comma) in fresh processes,layout_choice.py --processes 6,cpu-layout-choice.md)
 	$(call bench_md,bf16 vs fp32 test accuracy of the chapters' laptop recipes,cpu_bf16.py --models lenet$(comma)resnet18,cpu-bf16-accuracy.md)
@@ -68,4 +82,4 @@ bench: bench-env setup
 	$(BENCH)/bin/python scripts/results_table.py
 
 clean:
-	rm -rf $(VENV) $(BENCH)
+	rm -rf $(VENV) $(BENCH) build/book
