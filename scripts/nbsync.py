@@ -11,7 +11,9 @@ The import cell (the first code cell after the setup cell) starts with ``%matplo
 without it a kernel started with ``MPLBACKEND`` set (``Agg`` in a terminal or CI, say) never
 displays a figure, and nbval then misses the figures' stored outputs.
 
-The Chinese edition (``notebooks/zh/``, README.zh.md) gets the same treatment, its setup cell with
+The worked solutions (``notebooks/solutions/NN_name_solutions.ipynb``) get badges and setup cells
+too, and the README's chapter tables link them. The Chinese edition (``notebooks/zh/``,
+README.zh.md) gets the same treatment, its setup cell with
 Chinese comments, and ``--check`` also checks that it shares one code with the English edition:
 every English chapter has a Chinese twin of the same file name and vice versa, with the same cells
 (types and tags) in the same order, and every code cell has the same Python tokens. Only the
@@ -37,6 +39,7 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 ZH = NOTEBOOKS / "zh"
+SOLUTIONS = NOTEBOOKS / "solutions"  #: solutions/NN_name_solutions.ipynb, one per chapter
 BADGE_RE = re.compile(r"^\[!\[Open In Colab\]\(.*?\)\]\(.*?\)\n*", re.M)
 SETUP_MARK = "# Setup (the same in every notebook)"
 ZH_SETUP_MARK = "# 环境设置（每个笔记本都相同）"
@@ -106,11 +109,12 @@ def readme_sections(notebooks: list[Path]) -> dict[str, str]:
         f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder_url()}) "
         f"{colab_badge('00_start_here.ipynb')}"
     )
-    rows = ["| Notebook | Chapter | Open |", "|---|---|---|"]
+    rows = ["| Notebook | Chapter | Open | Solutions |", "|---|---|---|---|"]
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         rows.append(
-            f"| [`{path.name}`](notebooks/{path.name}) | {title(nb)} | {colab_badge(path.name)} |"
+            f"| [`{path.name}`](notebooks/{path.name}) | {title(nb)} | {colab_badge(path.name)} | "
+            f"{_solutions_link(path)} |"
         )
     return {"badges": badges, "chapters": "\n".join(rows)}
 
@@ -121,14 +125,20 @@ def readme_zh_sections(notebooks: list[Path]) -> dict[str, str]:
         f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder_url('zh/00_start_here.ipynb')}) "
         f"{colab_badge('zh/00_start_here.ipynb')}"
     )
-    rows = ["| 笔记本 | 章节 | 打开 |", "|---|---|---|"]
+    rows = ["| 笔记本 | 章节 | 打开 | 练习答案（英文） |", "|---|---|---|---|"]
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         rows.append(
             f"| [`{path.name}`](notebooks/zh/{path.name}) | {title(nb)} | "
-            f"{colab_badge('zh/' + path.name)} |"
+            f"{colab_badge('zh/' + path.name)} | {_solutions_link(NOTEBOOKS / path.name)} |"
         )
     return {"badges": badges, "chapters": "\n".join(rows)}
+
+
+def _solutions_link(chapter: Path) -> str:
+    """A README link to the chapter's solutions, or "-" while it has none."""
+    path = solutions_of(chapter)
+    return f"[solutions](notebooks/solutions/{path.name})" if path.is_file() else "-"
 
 
 def replace_section(text: str, name: str, body: str, file: str = "README.md") -> str:
@@ -145,15 +155,25 @@ def inline_figures(source: str) -> str:
     return "\n".join([INLINE, *lines])
 
 
-def sync(nb: nbformat.NotebookNode, name: str, lang: str = "en") -> nbformat.NotebookNode:
+def solutions_of(chapter: Path) -> Path:
+    """The worked solutions of ``notebooks/NN_name.ipynb``: ``notebooks/solutions/NN_name_solutions.ipynb``."""
+    return SOLUTIONS / f"{chapter.stem}_solutions.ipynb"
+
+
+def sync(nb: nbformat.NotebookNode, name: str, lang: str = "en",
+         folder: str | None = None) -> nbformat.NotebookNode:  # fmt: skip
     """Put the badge at the top of the first Markdown cell, the setup cell first among code cells
     and ``%matplotlib inline`` first in the import cell (the code cell after the setup cell).
 
     ``lang="zh"``: a notebook of notebooks/zh/ (its badge opens notebooks/zh/<name>, its setup
-    cell has Chinese comments; an English setup cell copied from the twin is replaced)."""
+    cell has Chinese comments; an English setup cell copied from the twin is replaced).
+    ``folder``: the notebook's folder under notebooks/ (``"solutions/"``; default: ``"zh/"`` for
+    ``lang="zh"``, none for English)."""
+    if folder is None:
+        folder = "zh/" if lang == "zh" else ""
     first_md = next(c for c in nb.cells if c.cell_type == "markdown")
     body = BADGE_RE.sub("", first_md.source)
-    first_md.source = colab_badge(f"zh/{name}" if lang == "zh" else name) + "\n\n"
+    first_md.source = colab_badge(f"{folder}{name}") + "\n\n"
     first_md.source += body.lstrip("\n")
     code = [c for c in nb.cells if c.cell_type == "code"]
     if code and code[0].source.startswith((SETUP_MARK, ZH_SETUP_MARK)):
@@ -397,11 +417,13 @@ def main() -> int:
     stale = []
     english = sorted(NOTEBOOKS.glob("*.ipynb"))
     chinese = sorted(ZH.glob("*.ipynb"))
-    for lang, paths in (("en", english), ("zh", chinese)):
+    solutions = sorted(SOLUTIONS.glob("*.ipynb"))
+    for lang, folder, paths in (("en", "", english), ("zh", "zh/", chinese),
+                                ("en", "solutions/", solutions)):  # fmt: skip
         for path in paths:
             nb = nbformat.read(path, as_version=4)
             before = nbformat.writes(nb)
-            after = nbformat.writes(sync(nb, path.name, lang))
+            after = nbformat.writes(sync(nb, path.name, lang, folder))
             if before != after:
                 stale.append(str(path.relative_to(NOTEBOOKS)))
                 if not args.check:
@@ -430,7 +452,8 @@ def main() -> int:
         status = 1
     print(
         ("checked" if args.check else "synced"),
-        len(english), "English and", len(chinese), "Chinese notebooks",
+        len(english), "English and", len(chinese), "Chinese notebooks and", len(solutions),
+        "solution notebooks",
     )  # fmt: skip
     return status
 
