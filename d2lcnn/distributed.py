@@ -276,6 +276,8 @@ class ShardedImageBatches:
         return n // bs + (1 if (n % bs) >= self.size else 0)
 
     def __getattr__(self, name: str) -> object:  # images, labels, resize, device, ... of the whole
+        if name == "full":  # not set yet (a copy being made): no endless lookup
+            raise AttributeError(name)
         return getattr(self.full, name)
 
     def to(self, device: torch.device | str) -> ShardedImageBatches:
