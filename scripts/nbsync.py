@@ -103,36 +103,34 @@ def title(nb: nbformat.NotebookNode) -> str:
     return "(untitled)"
 
 
-def readme_sections(notebooks: list[Path]) -> dict[str, str]:
-    """The generated parts of README.md, by marker name."""
-    badges = (
-        f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder_url()}) "
-        f"{colab_badge('00_start_here.ipynb')}"
-    )
-    rows = ["| Notebook | Chapter | Open | Solutions |", "|---|---|---|---|"]
+def _chapter_table(notebooks: list[Path], folder: str, header: str) -> str:
+    """The chapter table of a README: notebook, title, Colab badge and solutions link per row."""
+    rows = [header, "|---|---|---|---|"]
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         rows.append(
-            f"| [`{path.name}`](notebooks/{path.name}) | {title(nb)} | {colab_badge(path.name)} | "
-            f"{_solutions_link(path)} |"
+            f"| [`{path.name}`](notebooks/{folder}{path.name}) | {title(nb)} | "
+            f"{colab_badge(folder + path.name)} | {_solutions_link(NOTEBOOKS / path.name)} |"
         )
-    return {"badges": badges, "chapters": "\n".join(rows)}
+    return "\n".join(rows)
+
+
+def _badges(start: str) -> str:
+    return f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder_url(start)}) {colab_badge(start)}"
+
+
+def readme_sections(notebooks: list[Path]) -> dict[str, str]:
+    """The generated parts of README.md, by marker name."""
+    header = "| Notebook | Chapter | Open | Solutions |"
+    return {"badges": _badges("00_start_here.ipynb"),
+            "chapters": _chapter_table(notebooks, "", header)}  # fmt: skip
 
 
 def readme_zh_sections(notebooks: list[Path]) -> dict[str, str]:
     """The generated parts of README.zh.md: launch badges and the table of the Chinese chapters."""
-    badges = (
-        f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder_url('zh/00_start_here.ipynb')}) "
-        f"{colab_badge('zh/00_start_here.ipynb')}"
-    )
-    rows = ["| 笔记本 | 章节 | 打开 | 练习答案（英文） |", "|---|---|---|---|"]
-    for path in notebooks:
-        nb = nbformat.read(path, as_version=4)
-        rows.append(
-            f"| [`{path.name}`](notebooks/zh/{path.name}) | {title(nb)} | "
-            f"{colab_badge('zh/' + path.name)} | {_solutions_link(NOTEBOOKS / path.name)} |"
-        )
-    return {"badges": badges, "chapters": "\n".join(rows)}
+    header = "| 笔记本 | 章节 | 打开 | 练习答案（英文） |"
+    return {"badges": _badges("zh/00_start_here.ipynb"),
+            "chapters": _chapter_table(notebooks, "zh/", header)}  # fmt: skip
 
 
 def _solutions_link(chapter: Path) -> str:

@@ -72,54 +72,44 @@ def main_run(path: Path) -> dict | None:
     }
 
 
-def table(notebooks: list[Path]) -> str:
-    runs = [r for r in (main_run(p) for p in notebooks) if r]
-    head = (
+TABLE = {  # the results table in each edition's words: header, quick-run mark, closing note
+    "en": (
         "| Chapter | Input | GPU: test acc | laptop (2-core CPU): test acc | train images x epochs | "
-        "training min | examples/s | device, precision, setting |\n"
-        "|---|---|---|---|---|---|---|---|"
-    )
-    rows = []
-    for r in runs:
-        acc = f"{r['test_acc']}" + (" (quick run)" if r["quick"] else "")
-        gpu, cpu = (acc, "-") if r["gpu"] else ("-", acc)
-        rows.append(
-            f"| [{r['chapter']}](notebooks/{r['notebook']}) | {r['input']} | {gpu} | {cpu} | "
-            f"{r['images']} x {r['epochs']} | {r['minutes']} | {r['speed']} | "
-            f"{r['device']}, {r['precision']}, {r['setting']} |"
-        )
-    note = (
-        "\n\nEach row is the stored main run of a chapter (cell tag `main-run`), on the full "
-        '10,000-image test set. A "-" means no stored run on that kind of machine yet.'
-    )
-    return head + "\n" + "\n".join(rows) + note
-
-
-def table_zh(notebooks: list[Path]) -> str:
-    """The results table of README.zh.md, from the stored runs of the Chinese notebooks."""
-    head = (
+        "training min | examples/s | device, precision, setting |",
+        " (quick run)",
+        "Each row is the stored main run of a chapter (cell tag `main-run`), on the full "
+        '10,000-image test set. A "-" means no stored run on that kind of machine yet.',
+    ),
+    "zh": (
         "| 章节 | 输入 | GPU：测试精度 | 笔记本电脑（双核 CPU）：测试精度 | 训练图像数 x 迭代周期 | "
-        "训练时间（分钟） | 样本/秒 | 设备、精度、设置 |\n"
-        "|---|---|---|---|---|---|---|---|"
-    )
+        "训练时间（分钟） | 样本/秒 | 设备、精度、设置 |",
+        "（快速模式）",
+        "每一行是该章中文笔记本自己保存的主训练运行（单元格标签 `main-run`），测试集为完整的 "
+        "10,000 张图像。“-”表示还没有在这类机器上保存的运行。",
+    ),
+}
+
+
+def table(notebooks: list[Path], lang: str = "en") -> str:
+    """The results table of README.md (``lang="zh"``: of README.zh.md, from notebooks/zh)."""
+    header, quick_mark, note = TABLE[lang]
+    folder = "zh/" if lang == "zh" else ""
     rows = []
     for path in notebooks:
         r = main_run(path)
         if not r:
             continue
-        chapter = re.split("[:：]", title(nbformat.read(path, as_version=4)), maxsplit=1)[-1]
-        acc = f"{r['test_acc']}" + ("（快速模式）" if r["quick"] else "")
+        chapter = r["chapter"]
+        if lang == "zh":  # the title after "第N章：", as the Chinese notebook writes it
+            chapter = re.split("[:：]", title(nbformat.read(path, as_version=4)), maxsplit=1)[-1]
+        acc = f"{r['test_acc']}" + (quick_mark if r["quick"] else "")
         gpu, cpu = (acc, "-") if r["gpu"] else ("-", acc)
         rows.append(
-            f"| [{chapter.strip()}](notebooks/zh/{r['notebook']}) | {r['input']} | {gpu} | {cpu} | "
-            f"{r['images']} x {r['epochs']} | {r['minutes']} | {r['speed']} | "
+            f"| [{chapter.strip()}](notebooks/{folder}{r['notebook']}) | {r['input']} | {gpu} | "
+            f"{cpu} | {r['images']} x {r['epochs']} | {r['minutes']} | {r['speed']} | "
             f"{r['device']}, {r['precision']}, {r['setting']} |"
         )
-    note = (
-        "\n\n每一行是该章中文笔记本自己保存的主训练运行（单元格标签 `main-run`），测试集为完整的 "
-        "10,000 张图像。“-”表示还没有在这类机器上保存的运行。"
-    )
-    return head + "\n" + "\n".join(rows) + note
+    return header + "\n|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n" + note
 
 
 def bench_section() -> str:
@@ -146,7 +136,7 @@ def main() -> int:
     readme_zh = ROOT / "README.zh.md"  # the Chinese edition's table, from notebooks/zh
     text_zh = readme_zh.read_text()
     new_zh = replace_section(
-        text_zh, "results", table_zh(sorted((ROOT / "notebooks" / "zh").glob("*.ipynb"))),
+        text_zh, "results", table(sorted((ROOT / "notebooks" / "zh").glob("*.ipynb")), "zh"),
         "README.zh.md",
     )  # fmt: skip
     if args.check:
