@@ -11,8 +11,8 @@ The import cell (the first code cell after the setup cell) starts with ``%matplo
 without it a kernel started with ``MPLBACKEND`` set (``Agg`` in a terminal or CI, say) never
 displays a figure, and nbval then misses the figures' stored outputs.
 
-Notebooks in ``notebooks/solutions/`` (worked solutions, when they exist) get badges and setup
-cells too. The Chinese edition (``notebooks/zh/``,
+The worked solutions (``notebooks/solutions/NN_name_solutions.ipynb``) get badges and setup cells
+too, and the README's chapter tables link them. The Chinese edition (``notebooks/zh/``,
 README.zh.md) gets the same treatment, its setup cell with
 Chinese comments, and ``--check`` also checks that it shares one code with the English edition:
 every English chapter has a Chinese twin of the same file name and vice versa, with the same cells
@@ -39,7 +39,7 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 ZH = NOTEBOOKS / "zh"
-SOLUTIONS = NOTEBOOKS / "solutions"  #: worked solutions: solutions/NN_name_solutions.ipynb
+SOLUTIONS = NOTEBOOKS / "solutions"  #: solutions/NN_name_solutions.ipynb, one per chapter
 BADGE_RE = re.compile(r"^\[!\[Open In Colab\]\(.*?\)\]\(.*?\)\n*", re.M)
 SETUP_MARK = "# Setup (the same in every notebook)"
 ZH_SETUP_MARK = "# 环境设置（每个笔记本都相同）"
@@ -104,13 +104,13 @@ def title(nb: nbformat.NotebookNode) -> str:
 
 
 def _chapter_table(notebooks: list[Path], folder: str, header: str) -> str:
-    """The chapter table of a README: notebook, title and Colab badge per row."""
-    rows = [header, "|---|---|---|"]
+    """The chapter table of a README: notebook, title, Colab badge and solutions link per row."""
+    rows = [header, "|---|---|---|---|"]
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         rows.append(
             f"| [`{path.name}`](notebooks/{folder}{path.name}) | {title(nb)} | "
-            f"{colab_badge(folder + path.name)} |"
+            f"{colab_badge(folder + path.name)} | {_solutions_link(NOTEBOOKS / path.name)} |"
         )
     return "\n".join(rows)
 
@@ -121,16 +121,22 @@ def _badges(start: str) -> str:
 
 def readme_sections(notebooks: list[Path]) -> dict[str, str]:
     """The generated parts of README.md, by marker name."""
-    header = "| Notebook | Chapter | Open |"
+    header = "| Notebook | Chapter | Open | Solutions |"
     return {"badges": _badges("00_start_here.ipynb"),
             "chapters": _chapter_table(notebooks, "", header)}  # fmt: skip
 
 
 def readme_zh_sections(notebooks: list[Path]) -> dict[str, str]:
     """The generated parts of README.zh.md: launch badges and the table of the Chinese chapters."""
-    header = "| 笔记本 | 章节 | 打开 |"
+    header = "| 笔记本 | 章节 | 打开 | 练习答案（英文） |"
     return {"badges": _badges("zh/00_start_here.ipynb"),
             "chapters": _chapter_table(notebooks, "zh/", header)}  # fmt: skip
+
+
+def _solutions_link(chapter: Path) -> str:
+    """A README link to the chapter's solutions, or "-" while it has none."""
+    path = solutions_of(chapter)
+    return f"[solutions](notebooks/solutions/{path.name})" if path.is_file() else "-"
 
 
 def replace_section(text: str, name: str, body: str, file: str = "README.md") -> str:
@@ -145,6 +151,11 @@ def inline_figures(source: str) -> str:
     """``source`` with ``%matplotlib inline`` as its first line (and no other ``%matplotlib``)."""
     lines = [line for line in source.splitlines() if not line.startswith("%matplotlib")]
     return "\n".join([INLINE, *lines])
+
+
+def solutions_of(chapter: Path) -> Path:
+    """The worked solutions of ``notebooks/NN_name.ipynb``: ``notebooks/solutions/NN_name_solutions.ipynb``."""
+    return SOLUTIONS / f"{chapter.stem}_solutions.ipynb"
 
 
 def sync(nb: nbformat.NotebookNode, name: str, lang: str = "en",
