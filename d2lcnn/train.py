@@ -29,6 +29,11 @@ line are ways into it. What makes it fast, each switch explicit:
   and saving (:mod:`d2lcnn.distributed`; one process is unchanged);
 * ``compile=True``: ``torch.compile``, off by default: on a 2-core CPU a first compile of LeNet
   takes about 11 s and the compiled steps were no faster (``benchmarks/compile_cost.py``).
+
+Three options of chapter 13's recipe, each built by hand in that chapter first: ``augment`` (a
+function applied to every training batch on the training device), ``ema`` (evaluate an
+exponential moving average of the weights, ``torch.optim.swa_utils.AveragedModel``) and ``tta``
+(test-time augmentation: average the predictions for each test image and its mirror image).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from . import distributed as dist_
@@ -152,8 +158,13 @@ def _evaluate_sums(
     dtype: torch.dtype | None = None,
     channels_last: bool = False,
     loss_fn: LossFn | None = None,
+    tta: bool = False,
 ) -> tuple[float, float, int]:
-    """(correct predictions, summed loss, examples) of ``net`` on ``data_iter``."""
+    """(correct predictions, summed loss, examples) of ``net`` on ``data_iter``.
+
+    ``tta=True``: the prediction for each image (B, C, H, W) is the mean of the softmax
+    probabilities for it and for its mirror image ``X.flip(-1)``; its log is the score (B, classes)
+    the loss and the accuracy are computed from."""
     net.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
     loss_sum = torch.zeros((), device=device)
@@ -164,6 +175,9 @@ def _evaluate_sums(
             if channels_last and X.ndim == 4:
                 X = X.contiguous(memory_format=torch.channels_last)
             y_hat = net(X)
+            if tta:
+                probs = (y_hat.float().softmax(-1) + net(X.flip(-1)).float().softmax(-1)) / 2
+                y_hat = probs.log()
             correct += correct_count(y_hat, y)
             if loss_fn is not None:
                 loss_sum += loss_fn(y_hat, y).float() * y.shape[0]
@@ -246,6 +260,17 @@ def _check_positive(name: str, value: object, kind: type = int) -> None:
                          f"not {value!r}.")  # fmt: skip
 
 
+def _check_recipe(augment: object, ema: object, tta: object) -> None:
+    if augment is not None and not callable(augment):
+        raise ValueError(f"augment must be a function of a batch (B, C, H, W) or None, not "
+                         f"{augment!r}.")  # fmt: skip
+    if ema is not None and not (isinstance(ema, float) and 0 < ema < 1):
+        raise ValueError(f"ema must be a decay between 0 and 1 (e.g. ema=0.999) or None, not "
+                         f"{ema!r}.")  # fmt: skip
+    if not isinstance(tta, bool):
+        raise ValueError(f"tta must be True or False, not {tta!r}.")
+
+
 @dataclass
 class _Run:
     """Everything the phases of one :func:`train` call share."""
@@ -272,6 +297,9 @@ class _Run:
     curves: tuple[str, ...]
     verbose: bool
     world: dist_.World = dist_.World()
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ema: AveragedModel | None = None  #: the averaged copy of ``net`` that ``ema=`` evaluates
+    tta: bool = False
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
     position: tuple[int, int] = (0, 0)  #: (epoch, batch) being trained, for the Ctrl-C message
@@ -292,6 +320,9 @@ def train(
     loss: LossFn | None = None,
     grad_clip: float | None = None,
     schedule: str | None = None,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ema: float | None = None,
+    tta: bool = False,
     precision: str = "auto",
     channels_last: bool | str = "auto",
     compile: bool = False,
@@ -314,7 +345,13 @@ def train(
     its input raises :class:`d2lcnn.LayerError` naming it. ``loss`` (default: cross-entropy with
     ``label_smoothing``) maps (scores (B, C), labels (B,)) to a mean loss. ``optimizer`` is
     'sgd', 'adam', 'adamw' or a ready ``torch.optim.Optimizer``; ``grad_clip`` clips the
-    gradients' global norm. ``checkpoint`` saves model, optimizer and history after every epoch
+    gradients' global norm. ``augment`` maps each training batch X (B, C, H, W), on the training
+    device, to an augmented batch of the same shape (evaluation sees the images as they are).
+    ``ema=decay`` (0 < decay < 1) keeps an exponential moving average of the weights and buffers,
+    updated after every step (``w_ema <- decay * w_ema + (1 - decay) * w``); the test metrics are
+    the averaged network's, and at the end ``net`` holds the averaged weights (the checkpoint
+    keeps both: ``'model'`` the trained ones, to resume, and ``'ema'``). ``tta=True`` evaluates
+    each test image as the mean prediction for it and its mirror image. ``checkpoint`` saves model, optimizer and history after every epoch
     (atomically); ``resume=True`` continues from it. Ctrl-C stops cleanly, keeping the weights and
     the history so far (``history.interrupted``). A loss that becomes NaN or inf raises
     ``FloatingPointError`` naming the epoch and batch. In quick mode (``D2LCNN_QUICK=1``) epochs
@@ -344,19 +381,22 @@ def train(
                   f"weights, the history keeps {len(run.history)} finished epoch(s).",
                   file=sys.stderr)  # fmt: skip
         _save(run)
+    if run.ema is not None:  # what was evaluated is what the learner keeps
+        run.net.load_state_dict(run.ema.module.state_dict())
     _finish(run)
     return run.history
 
 
 def _set_up(
     net, train_iter, test_iter, num_epochs, lr, device, *, optimizer, momentum, weight_decay,
-    label_smoothing, loss, grad_clip, schedule, precision, channels_last, compile,
+    label_smoothing, loss, grad_clip, schedule, augment, ema, tta, precision, channels_last, compile,
     keep_cpu_memory, init, checkpoint, resume, seed, plot, curves, verbose,
 ) -> _Run:  # fmt: skip
     """Phase 1: check the arguments, place model and data, materialise lazy layers, initialise,
     choose precision and layout, build optimizer and schedule, resume, announce."""
     _check_positive("num_epochs", num_epochs)
     _check_positive("lr", lr, float)
+    _check_recipe(augment, ema, tta)
     unknown = [c for c in curves if c not in _CURVES]
     if unknown:
         raise ValueError(f"curves must be chosen from {sorted(_CURVES)}, not {unknown}.")
@@ -405,17 +445,12 @@ def _set_up(
         loss_fn=loss or nn.CrossEntropyLoss(label_smoothing=label_smoothing),
         grad_clip=grad_clip, lr=lr, num_epochs=num_epochs, num_batches=num_batches,
         history=history, start_epoch=0, checkpoint=None if checkpoint is None else Path(checkpoint),
-        animator=None, curves=tuple(curves), verbose=verbose, world=world,
+        animator=None, curves=tuple(curves), verbose=verbose, world=world, augment=augment,
+        tta=tta,
     )  # fmt: skip
-    if run.checkpoint is not None and resume and dist_.found_everywhere(run.checkpoint, device):
-        state = load_checkpoint(run.checkpoint, net, map_location=device)
-        opt.load_state_dict(state["optimizer"])
-        if sched is not None and "scheduler" in state:
-            sched.load_state_dict(state["scheduler"])
-        if run.scaler is not None and "scaler" in state:
-            run.scaler.load_state_dict(state["scaler"])
-        history.epochs = [EpochStats(**e) for e in state["history"]]
-        run.start_epoch = int(state["epoch"])
+    state = _resume(run) if resume else {}
+    if ema is not None:  # after resuming: the average starts from the weights training starts from
+        run.ema = _weight_average(run, ema, state)
     if world.active:  # after resuming: DDP starts every rank from rank 0's weights
         run.model = dist_.wrap(net, device)
         if compile:
@@ -429,6 +464,35 @@ def _set_up(
               f"{', quick mode' if is_quick() else ''}: {data}, "
               f"{num_epochs} epochs{split}")  # fmt: skip
     return run
+
+
+def _resume(run: _Run) -> dict:
+    """Load the checkpoint into the network, optimizer, schedule, loss scaler and history;
+    return it ({} when there is none to resume from)."""
+    if run.checkpoint is None or not dist_.found_everywhere(run.checkpoint, run.device):
+        return {}
+    state = load_checkpoint(run.checkpoint, run.net, map_location=run.device)
+    run.opt.load_state_dict(state["optimizer"])
+    if run.sched is not None and "scheduler" in state:
+        run.sched.load_state_dict(state["scheduler"])
+    if run.scaler is not None and "scaler" in state:
+        run.scaler.load_state_dict(state["scaler"])
+    run.history.epochs = [EpochStats(**e) for e in state["history"]]
+    run.start_epoch = int(state["epoch"])
+    return state
+
+
+def _weight_average(run: _Run, decay: float, state: dict) -> AveragedModel:
+    """The exponential moving average of ``run.net`` (weights and buffers), continued from the
+    checkpoint's when resuming."""
+    average = AveragedModel(run.net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    if "ema" in state:
+        average.module.load_state_dict(state["ema"])
+        average.n_averaged.fill_(int(state["ema_updates"]))
+    elif state and run.verbose:
+        print("the checkpoint has no weight average (it was trained without ema): the average "
+              "starts from its weights")  # fmt: skip
+    return average
 
 
 def _materialize(net: nn.Module, train_iter: Iterable, device: torch.device) -> None:
@@ -477,6 +541,8 @@ def _train_epoch(run: _Run, epoch: int) -> tuple[float, float, float, int]:
     for batch, (X, y) in enumerate(run.train_iter):
         run.position = (epoch, batch)
         X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if run.augment is not None:
+            X = _augmented(run.augment, X)
         if run.nhwc and X.ndim == 4:
             X = X.contiguous(memory_format=torch.channels_last)
         loss, y_hat = _step(run, X, y)
@@ -528,15 +594,35 @@ def _step(run: _Run, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, to
         run.scaler.update()
     if run.sched is not None:
         run.sched.step()
+    if run.ema is not None:
+        run.ema.update_parameters(run.net)
     return loss.detach().float(), y_hat.detach()
+
+
+def _augmented(augment: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor) -> torch.Tensor:
+    """``augment(X)`` without gradients, checked to be a batch of X's shape, dtype and device."""
+    with torch.no_grad():
+        out = augment(X)
+    if not (isinstance(out, torch.Tensor) and out.shape == X.shape and out.dtype == X.dtype
+            and out.device == X.device):  # fmt: skip
+        got = (f"a tensor of shape {tuple(out.shape)}, {out.dtype} on {out.device}"
+               if isinstance(out, torch.Tensor) else f"a {type(out).__name__}")  # fmt: skip
+        raise ValueError(
+            f"augment must return a batch like its input ({tuple(X.shape)}, {X.dtype} on "
+            f"{X.device}), but returned {got}. Crop back to the input size (pad, then crop), "
+            "and keep the dtype and device."
+        )
+    return out
 
 
 def _evaluate(run: _Run) -> tuple[float, float]:
     """Phase 3: test accuracy and mean test loss (of all ranks' shares together under torchrun;
     each rank evaluates the plain module: DDP's forward would need as many calls on every rank)."""
     net = run.net if run.world.active else run.model
+    if run.ema is not None:
+        net = run.ema.module
     correct, loss_sum, n = dist_.all_sum(
-        _evaluate_sums(net, run.test_iter, run.device, run.dtype, run.nhwc, run.loss_fn),
+        _evaluate_sums(net, run.test_iter, run.device, run.dtype, run.nhwc, run.loss_fn, run.tta),
         run.device)  # fmt: skip
     return correct / max(n, 1), loss_sum / max(n, 1)
 
@@ -563,6 +649,9 @@ def _save(run: _Run) -> None:
         extra["scheduler"] = run.sched.state_dict()
     if run.scaler is not None:
         extra["scaler"] = run.scaler.state_dict()
+    if run.ema is not None:
+        extra["ema"] = run.ema.module.state_dict()
+        extra["ema_updates"] = int(run.ema.n_averaged)
     save_checkpoint(run.checkpoint, run.net, **extra)
 
 
