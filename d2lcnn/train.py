@@ -186,17 +186,24 @@ def _evaluate_sums(
 
 
 def evaluate_accuracy_gpu(
-    net: nn.Module, data_iter: Iterable, device: torch.device | str | None = None
+    net: nn.Module,
+    data_iter: Iterable,
+    device: torch.device | str | None = None,
+    *,
+    tta: bool = False,
 ) -> float:
     """Accuracy of ``net`` on ``data_iter`` (d2l name), computed on ``device``.
 
     ``device`` defaults to the device of the network's parameters. The network is put in
     evaluation mode. Correct predictions are counted on the device and read once at the end.
+    ``tta=True``: each image is classified by the mean prediction for it and its mirror image.
     """
     if device is None:
         p = next(iter(net.parameters()), None)
         device = p.device if p is not None else torch.device("cpu")
-    correct, _, n = _evaluate_sums(net, data_iter, torch.device(device))  # this process's data
+    _check_recipe(None, None, tta)
+    # this process's share of the data (under torchrun)
+    correct, _, n = _evaluate_sums(net, data_iter, torch.device(device), tta=tta)
     return correct / max(n, 1)
 
 
