@@ -105,7 +105,8 @@ def run(row: str, seed: int, args: argparse.Namespace) -> dict:
         "acc": history.final.test_acc, "tta": d2l.evaluate_accuracy_gpu(net, test_iter, tta=True),
         "epochs": epochs,
         "train_min": sum(e.seconds for e in history) / 60, "wall_min": wall / 60,
-        "precision": history.precision,
+        "precision": history.precision, "channels_last": history.channels_last,
+        "examples_per_sec": 60_000 * epochs / sum(e.seconds for e in history),
     }  # fmt: skip
 
 
@@ -134,12 +135,16 @@ def main() -> None:
             print(r, seed, results[r][-1], file=sys.stderr, flush=True)
     print(f"CPU: {describe_cpu()}; {os.cpu_count()} cores; torch {torch.__version__}; "
           f"seeds {args.seeds}\n")  # fmt: skip
-    print("| row | change | epochs | precision | test acc | with flip TTA | training min |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| row | change | epochs | precision, NHWC | test acc | with flip TTA | training min | examples/s |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r, runs in results.items():
-        print(f"| {r} | {ROWS[r]} | {runs[0]['epochs']} | {runs[0]['precision']} | "
+        print(f"| {r} | {ROWS[r]} | {runs[0]['epochs']} | {runs[0]['precision']}, "
+              f"{'/'.join(sorted({str(x['channels_last']) for x in runs}))} | "
               f"{_mean([x['acc'] for x in runs], '.4f')} | {_mean([x['tta'] for x in runs], '.4f')} | "
-              f"{_mean([x['train_min'] for x in runs], '.1f')} |")  # fmt: skip
+              f"{_mean([x['train_min'] for x in runs], '.1f')} | "
+              f"{_mean([x['examples_per_sec'] for x in runs], ',.0f')} |")  # fmt: skip
 
 
 if __name__ == "__main__":
