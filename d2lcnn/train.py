@@ -358,13 +358,14 @@ def train(
     updated after every step (``w_ema <- decay * w_ema + (1 - decay) * w``); the test metrics are
     the averaged network's, and at the end ``net`` holds the averaged weights (the checkpoint
     keeps both: ``'model'`` the trained ones, to resume, and ``'ema'``). ``tta=True`` evaluates
-    each test image as the mean prediction for it and its mirror image. ``checkpoint`` saves model, optimizer and history after every epoch
-    (atomically); ``resume=True`` continues from it. Ctrl-C stops cleanly, keeping the weights and
-    the history so far (``history.interrupted``). A loss that becomes NaN or inf raises
-    ``FloatingPointError`` naming the epoch and batch. In quick mode (``D2LCNN_QUICK=1``) epochs
-    are capped. ``plot='auto'`` draws a live figure of ``curves`` in Jupyter and shows a progress
-    bar elsewhere. ``keep_cpu_memory`` (on a CPU): see :func:`d2lcnn.device.keep_freed_cpu_memory`;
-    ``'auto'`` keeps it unless the process has less than 4 GB (:func:`d2lcnn.device.low_memory`).
+    each test image as the mean prediction for it and its mirror image. ``checkpoint`` saves model,
+    optimizer and history after every epoch (atomically); ``resume=True`` continues from it.
+    Ctrl-C stops cleanly, keeping the weights and the history so far (``history.interrupted``). A
+    loss that becomes NaN or inf raises ``FloatingPointError`` naming the epoch and batch. In quick
+    mode (``D2LCNN_QUICK=1``) epochs are capped. ``plot='auto'`` draws a live figure of ``curves``
+    in Jupyter and shows a progress bar elsewhere. ``keep_cpu_memory`` (on a CPU): see
+    :func:`d2lcnn.device.keep_freed_cpu_memory`; ``'auto'`` keeps it unless the process has less
+    than 4 GB (:func:`d2lcnn.device.low_memory`).
     Under ``torchrun --nproc_per_node=N`` (``--nnodes=M`` too) it joins the process group (NCCL
     on GPUs, gloo on CPUs), trains in DistributedDataParallel on ``cuda:LOCAL_RANK`` or the CPU,
     and the batch size of the data is the global batch (``B / N`` per rank; it must divide).
@@ -396,8 +397,8 @@ def train(
 
 def _set_up(
     net, train_iter, test_iter, num_epochs, lr, device, *, optimizer, momentum, weight_decay,
-    label_smoothing, loss, grad_clip, schedule, augment, ema, tta, precision, channels_last, compile,
-    keep_cpu_memory, init, checkpoint, resume, seed, plot, curves, verbose,
+    label_smoothing, loss, grad_clip, schedule, augment, ema, tta, precision, channels_last,
+    compile, keep_cpu_memory, init, checkpoint, resume, seed, plot, curves, verbose,
 ) -> _Run:  # fmt: skip
     """Phase 1: check the arguments, place model and data, materialise lazy layers, initialise,
     choose precision and layout, build optimizer and schedule, resume, announce."""

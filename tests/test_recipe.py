@@ -1,4 +1,4 @@
-"""Chapter 13's options of ``train()``: ``augment``, ``ema`` (weight averaging), ``tta`` (mirror)."""
+"""Chapter 13's options of ``train()``: ``augment``, ``ema`` (weight average), ``tta`` (mirror)."""
 
 from __future__ import annotations
 
