@@ -64,6 +64,7 @@ def test_an_augmentation_that_changes_the_shape_is_explained(fashion_small):
         trained(fresh(), *iters(fashion_small), augment=lambda X: X[..., 2:-2, 2:-2])
 
 
+@pytest.mark.filterwarnings("ignore:ema=0.6 averages")  # 4 steps: a test of the arithmetic
 def test_ema_is_the_exponential_average_of_the_weights_after_every_step(fashion_small):
     train_iter, test_iter = iters(fashion_small, n_train=512)  # 4 steps
     net, decay = fresh(), 0.6
@@ -84,6 +85,7 @@ def test_ema_is_the_exponential_average_of_the_weights_after_every_step(fashion_
     assert history.final.test_acc == d2l.evaluate_accuracy_gpu(net, test_iter)
 
 
+@pytest.mark.filterwarnings("ignore:ema=0.9 averages")  # 8 to 16 steps
 def test_ema_is_saved_and_resumed_with_the_checkpoint(fashion_small, tmp_path):
     ckpt = tmp_path / "run.pt"
     one_go = fresh()
@@ -117,6 +119,25 @@ def test_tta_scores_each_image_by_the_mean_prediction_for_it_and_its_mirror(fash
         history.final.test_acc == correct / n == d2l.evaluate_accuracy_gpu(net, test_iter, tta=True)
     )
     assert history.final.test_acc != d2l.evaluate_accuracy_gpu(net, test_iter)  # not the plain one
+
+
+def test_an_average_reaching_back_over_much_of_the_run_is_warned_about(fashion_small):
+    train_iter, test_iter = iters(fashion_small, n_train=1280, batch_size=64)  # 20 steps an epoch
+    with pytest.warns(UserWarning, match=r"ema=0.9 averages over about 10 steps, more than a "
+                      r"tenth of this run's 20: .*e\.g\. ema=0\.9\."):  # fmt: skip
+        trained(fresh(), train_iter, test_iter, 1, ema=0.9)
+    with pytest.warns(UserWarning, match=r"ema=0.99 averages over about 100 steps, more than a "
+                      r"tenth of this run's 200: .*1 / \(1 - decay\) <= 20"):  # fmt: skip
+        trained(fresh(), train_iter, test_iter, 10, ema=0.99)
+
+
+def test_an_average_over_the_last_tenth_of_the_run_or_less_is_not_warned_about(fashion_small):
+    import warnings
+
+    train_iter, test_iter = iters(fashion_small, n_train=1280, batch_size=64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        trained(fresh(), train_iter, test_iter, 5, ema=0.9)  # reach 10 of 100 steps
 
 
 @pytest.mark.parametrize("kwargs, what", [
