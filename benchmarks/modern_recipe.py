@@ -1,6 +1,7 @@
 """Chapter 13's recipe, one change at a time: test accuracy and training minutes per row.
 
     python benchmarks/modern_recipe.py [--rows A,B,C,D,E,F] [--seeds 0] [--epochs 12]
+    python benchmarks/modern_recipe.py --switches [--repeats 3]
 
 Every row trains on all 60,000 Fashion-MNIST images and is tested on all 10,000, with
 ``d2l.train`` (SGD, momentum 0.9, weight decay 5e-4, one-cycle schedule, batch 256, lr 0.2,
@@ -19,11 +20,18 @@ Every row trains on all 60,000 Fashion-MNIST images and is tested on all 10,000,
 Each run reports the test accuracy as trained and with flip test-time augmentation (the mean
 prediction for an image and its mirror image). Rows run in order, seeds alternate; the table
 shows the mean and, with several seeds, the range. Prints a Markdown table and the CPU's flags.
+
+``--switches`` instead times training steps of row B's network (SGD on real batches of 256, after
+three warm-up steps) with each speed switch of Section 13.9 on and off: float32 or bfloat16
+autocast, NCHW or channels-last, and ``torch.compile`` (the first repeat's warm-up includes its
+compilation; later repeats reuse the compiled code), variants alternating, and says what
+``'auto'`` picks.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import sys
@@ -36,7 +44,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import d2lcnn as d2l  # noqa: E402
-from d2lcnn.device import describe_cpu  # noqa: E402
+from d2lcnn.device import autocast_candidates, describe_cpu  # noqa: E402
+from d2lcnn.layout import fastest  # noqa: E402
 from d2lcnn.models import resnet18, resnet_block  # noqa: E402
 
 ROWS = {
@@ -110,6 +119,68 @@ def run(row: str, seed: int, args: argparse.Namespace) -> dict:
     }  # fmt: skip
 
 
+SWITCHES = {  # name: (channels_last, autocast dtype, compiled)
+    "fp32": (False, None, False), "fp32+NHWC": (True, None, False),
+    "bf16": (False, torch.bfloat16, False), "bf16+NHWC": (True, torch.bfloat16, False),
+    "bf16+NHWC+compile": (True, torch.bfloat16, True),
+}  # fmt: skip
+
+
+def time_steps(variant: str, width: int, batches: list, steps: int = 20) -> tuple[float, float]:
+    """(seconds of the first three steps, training examples/s over the next ``steps``)."""
+    nhwc, dtype, compiled = SWITCHES[variant]
+    torch.manual_seed(0)
+    net = resnet_28(width).to(
+        memory_format=torch.channels_last if nhwc else torch.contiguous_format
+    )
+    model = torch.compile(net) if compiled else net
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    tic, warm_up = time.perf_counter(), 0.0
+    for i, (X, y) in enumerate(batches[: steps + 3]):
+        if i == 3:
+            warm_up, tic = time.perf_counter() - tic, time.perf_counter()
+        if nhwc:
+            X = X.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            loss = F.cross_entropy(model(X), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return warm_up, steps * batches[0][1].shape[0] / (time.perf_counter() - tic)
+
+
+def switches(args: argparse.Namespace) -> None:
+    """Print a Markdown table: examples/s of each switch variant (median, min-max of repeats)."""
+    train_iter, _ = d2l.load_data_fashion_mnist(256, seed=0, quick=False)
+    batches = list(itertools.islice(train_iter, 23))  # 3 warm-up + 20 timed steps
+    d2l.device.keep_freed_cpu_memory()
+    speeds: dict[str, list[float]] = {v: [] for v in SWITCHES}
+    warm: dict[str, list[float]] = {v: [] for v in SWITCHES}
+    for _ in range(args.repeats):
+        for v in SWITCHES:
+            w, eps = time_steps(v, args.width, batches)
+            speeds[v].append(eps)
+            warm[v].append(w)
+    net = resnet_28(args.width)
+    nhwc, dtype = fastest(net, train_iter, torch.device("cpu"), (True, False),
+                          autocast_candidates(torch.device("cpu"), "auto"))  # fmt: skip
+    base = statistics.median(speeds["fp32"])
+    print(f"CPU: {describe_cpu()}; {os.cpu_count()} cores; torch {torch.__version__}; row B's "
+          f"network (width {args.width}), batches of 256, 20 timed steps after 3 warm-up steps, "
+          f"{args.repeats} repeats, variants alternating\n")  # fmt: skip
+    print(
+        "| variant | examples/s (median, min-max) | vs fp32 | first 3 steps of the first repeat, s |"
+    )
+    print("|---|---|---|---|")
+    for v in SWITCHES:
+        m = statistics.median(speeds[v])
+        print(f"| {v} | {m:,.0f} ({min(speeds[v]):,.0f}-{max(speeds[v]):,.0f}) | {m / base:.2f}x | "
+              f"{warm[v][0]:.1f} |")  # fmt: skip
+    print(
+        f"\n'auto' picks: {'bf16' if dtype is not None else 'fp32'}{'+NHWC' if nhwc else ' (NCHW)'}"
+    )
+
+
 def _mean(values: list[float], fmt: str) -> str:
     m = statistics.mean(values)
     return (
@@ -123,7 +194,12 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--switches", action="store_true", help="time the speed switches instead")
+    parser.add_argument("--repeats", type=int, default=3, help="with --switches")
     args = parser.parse_args()
+    if args.switches:
+        switches(args)
+        return
     rows, seeds = args.rows.split(","), [int(s) for s in args.seeds.split(",")]
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
