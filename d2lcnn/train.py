@@ -499,11 +499,16 @@ def _weight_average(run: _Run, decay: float, state: dict) -> AveragedModel:
     steps, reach = run.num_epochs * run.num_batches, 1 / (1 - decay)
     # chapter 13, Section 13.8: ema=0.999 over 2,820 one-cycle steps tested 0.64 instead of 0.93
     if reach > steps / 10 + 1e-6:
+        advice = (
+            f"Choose a decay with 1 / (1 - decay) <= {steps / 10:,.0f}, e.g. "
+            f"ema={_suggest_decay(steps)}."
+            if steps >= 100
+            else "A run of fewer than 100 steps is too short to gain from an average: ema=None."
+        )
         warnings.warn(
             f"ema={decay} averages over about {reach:,.0f} steps, more than a tenth of this run's "
             f"{steps:,}: the average mixes in weights from early in training, and batch norm's "
-            f"averaged statistics may not fit them (chapter 13, Section 13.8). Choose a decay "
-            f"with 1 / (1 - decay) <= {steps / 10:,.0f}, e.g. ema={_suggest_decay(steps)}.",
+            f"averaged statistics may not fit them (chapter 13, Section 13.8). {advice}",
             stacklevel=4,
         )
     if "ema" in state:
@@ -517,8 +522,8 @@ def _weight_average(run: _Run, decay: float, state: dict) -> AveragedModel:
 
 def _suggest_decay(steps: int) -> float:
     """The largest of 0.9, 0.99, 0.999, ... whose reach 1 / (1 - decay) is at most a tenth of
-    ``steps`` (0.9 for runs under 100 steps)."""
-    k = max(1, math.floor(math.log10(max(steps, 1) / 10)))
+    ``steps`` (``steps`` >= 100)."""
+    k = max(1, math.floor(math.log10(steps / 10)))
     return round(1 - 10.0**-k, k)
 
 
