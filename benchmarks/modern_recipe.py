@@ -48,6 +48,9 @@ from d2lcnn.device import autocast_candidates, describe_cpu  # noqa: E402
 from d2lcnn.layout import fastest  # noqa: E402
 from d2lcnn.models import resnet18, resnet_block  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from switches import timed_steps  # noqa: E402  (the step timing of benchmarks/switches.py)
+
 ROWS = {
     "A": "chapter 10's ResNet-18, a third of the epochs",
     "B": "a ResNet shaped for 28x28",
@@ -130,23 +133,8 @@ def time_steps(variant: str, width: int, batches: list, steps: int = 20) -> tupl
     """(seconds of the first three steps, training examples/s over the next ``steps``)."""
     nhwc, dtype, compiled = SWITCHES[variant]
     torch.manual_seed(0)
-    net = resnet_28(width).to(
-        memory_format=torch.channels_last if nhwc else torch.contiguous_format
-    )
-    model = torch.compile(net) if compiled else net
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    tic, warm_up = time.perf_counter(), 0.0
-    for i, (X, y) in enumerate(batches[: steps + 3]):
-        if i == 3:
-            warm_up, tic = time.perf_counter() - tic, time.perf_counter()
-        if nhwc:
-            X = X.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
-            loss = F.cross_entropy(model(X), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return warm_up, steps * batches[0][1].shape[0] / (time.perf_counter() - tic)
+    return timed_steps(resnet_28(width), batches[: steps + 3], torch.device("cpu"), nhwc, dtype,
+                       compiled, warm_up_steps=3, momentum=0.9)  # fmt: skip
 
 
 def switches(args: argparse.Namespace) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -48,14 +49,23 @@ def train_steps(model: str, device: torch.device, channels_last: bool, precision
                           resize=recipe.resize).to(device)  # fmt: skip
     torch.manual_seed(0)
     net = recipe.build().to(device)
+    return timed_steps(net, it, device, channels_last, autocast_dtype(device, precision), compiled)
+
+
+def timed_steps(net: nn.Module, batches: Iterable, device: torch.device, channels_last: bool,
+                dtype: torch.dtype | None, compiled: bool = False, warm_up_steps: int = 2,
+                momentum: float = 0.0) -> tuple[float, float]:  # fmt: skip
+    """(seconds of the first ``warm_up_steps`` steps, examples/s after them) of SGD training of
+    ``net`` on ``batches`` (X: (B, C, H, W), y: (B,)) under autocast ``dtype`` (None: float32).
+
+    Also the timing of ``benchmarks/modern_recipe.py --switches``."""
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     step_model = torch.compile(net) if compiled else net
-    opt = torch.optim.SGD(net.parameters(), lr=0.01)
-    dtype = autocast_dtype(device, precision)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=momentum)
     tic, warm_up, seen = time.perf_counter(), 0.0, 0
-    for i, (X, y) in enumerate(it):
-        if i == 2:  # two warm-up steps
+    for i, (X, y) in enumerate(batches):
+        if i == warm_up_steps:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             warm_up, tic, seen = time.perf_counter() - tic, time.perf_counter(), 0
