@@ -9,6 +9,41 @@ The import stays light: torchvision is imported only to download a data set, and
 ``matplotlib.pyplot`` (``d2l.plt``) on first use (``python benchmarks/startup.py`` measures it).
 """
 
+from .aliases import (  # d2l's framework aliases (d2l.tensor, d2l.size, ...): aliases.py
+    abs,
+    arange,
+    argmax,
+    astype,
+    concat,
+    cos,
+    cosh,
+    exp,
+    eye,
+    float32,
+    int32,
+    linspace,
+    log,
+    matmul,
+    meshgrid,
+    nn_Module,
+    normal,
+    numpy,
+    ones,
+    rand,
+    randn,
+    reduce_mean,
+    reduce_sum,
+    reshape,
+    sin,
+    sinh,
+    size,
+    stack,
+    tanh,
+    tensor,
+    to,
+    transpose,
+    zeros,
+)
 from .checkpoint import load_checkpoint, save_checkpoint
 from .classes import (
     Classifier,
@@ -21,6 +56,7 @@ from .classes import (
     add_to_class,
     init_cnn,
 )
+from .classic import MultiGPUError, evaluate_accuracy, sgd, split_batch, train_epoch_ch3
 from .data import (
     FASHION_MNIST_LABELS,
     DataError,
@@ -34,7 +70,8 @@ from .data import (
 from .device import cpu, gpu, num_gpus, resolve_device, try_all_gpus, try_gpu
 from .distributed import DistributedError, World, init_distributed, is_main, world
 from .metrics import Accumulator, Timer, accuracy
-from .models import MODELS, ResNeXtBlock
+from .models import MODELS, Residual, ResNeXtBlock
+from .models import resnet18_small as resnet18  # d2l.resnet18: the book's multi-GPU version
 from .ops import (
     batch_norm,
     conv_output_size,
@@ -79,6 +116,13 @@ __all__ = [
     "DistributedError", "World", "init_distributed", "is_main", "world",
     # shapes and models
     "LayerError", "MODELS", "Summary", "layer_summary", "print_shapes",
+    # zh.d2l.ai (d2l-zh 2.0) and d2l 0.17: framework aliases, classic functions, multi-GPU names
+    "abs", "arange", "argmax", "astype", "concat", "cos", "cosh", "exp", "eye", "float32",
+    "int32", "linspace", "log", "matmul", "meshgrid", "nn_Module", "normal", "numpy", "ones",
+    "rand", "randn", "reduce_mean", "reduce_sum", "reshape", "sin", "sinh", "size", "stack",
+    "tanh", "tensor", "to", "transpose", "zeros",
+    "MultiGPUError", "Residual", "evaluate_accuracy", "resnet18", "sgd", "split_batch",
+    "train_epoch_ch3",
 ]  # fmt: skip
 
 
