@@ -69,6 +69,15 @@ from .data import (
 )
 from .device import cpu, gpu, num_gpus, resolve_device, try_all_gpus, try_gpu
 from .distributed import DistributedError, World, init_distributed, is_main, world
+from .interpret import (
+    fgsm,
+    grad_cam,
+    integrated_gradients,
+    occlusion,
+    pgd,
+    rank_correlation,
+    saliency,
+)
 from .metrics import Accumulator, Timer, accuracy
 from .models import MODELS, Residual, ResNeXtBlock
 from .models import resnet18_small as resnet18  # d2l.resnet18: the book's multi-GPU version
@@ -116,6 +125,8 @@ __all__ = [
     "DistributedError", "World", "init_distributed", "is_main", "world",
     # shapes and models
     "LayerError", "MODELS", "Summary", "layer_summary", "print_shapes",
+    # looking inside a trained network (chapter 14)
+    "fgsm", "grad_cam", "integrated_gradients", "occlusion", "pgd", "rank_correlation", "saliency",
     # zh.d2l.ai (d2l-zh 2.0) and d2l 0.17: framework aliases, classic functions, multi-GPU names
     "abs", "arange", "argmax", "astype", "concat", "cos", "cosh", "exp", "eye", "float32",
     "int32", "linspace", "log", "matmul", "meshgrid", "nn_Module", "normal", "numpy", "ones",
