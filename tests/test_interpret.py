@@ -182,7 +182,7 @@ def test_fgsm_and_pgd(nets, data):
     clean = accuracy(net, X, y)
     accs = [accuracy(net, d2l.fgsm(net, X, y, eps), y) for eps in (0.0, 0.02, 0.05, 0.1)]
     assert accs[0] == clean
-    assert all(later < earlier for earlier, later in zip(accs, accs[1:])), accs
+    assert all(later < earlier for earlier, later in zip(accs, accs[1:], strict=False)), accs
     pgd_accs = []
     for eps in (0.02, 0.1):
         X_adv = d2l.pgd(net, X, y, eps, steps=5)
