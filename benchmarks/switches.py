@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 import d2lcnn as d2l
-from d2lcnn.device import autocast_candidates, autocast_dtype
-from d2lcnn.layout import fastest
+from d2lcnn.autotune import fastest
+from d2lcnn.precision import autocast_candidates, autocast_dtype
 
 VARIANTS = {
     "fp32": dict(channels_last=False, precision="fp32"),
@@ -40,7 +40,7 @@ def train_steps(model: str, device: torch.device, channels_last: bool, precision
     ``d2l.train`` does on a CPU (``benchmarks/cpu_memory.py`` measures it off, in fresh processes).
     """
     if keep_cpu_memory and device.type == "cpu":
-        d2l.device.keep_freed_cpu_memory()
+        d2l.memory.keep_freed_cpu_memory()
     recipe = d2l.MODELS[model]
     arrays = d2l.load_arrays()
     batch = recipe.batch_size

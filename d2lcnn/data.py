@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .quick import QUICK_TEST, QUICK_TRAIN, is_quick, quick_banner
+from .settings import QUICK_TEST, QUICK_TRAIN, cache_root, is_quick, quick_banner
 
 __all__ = [
     "FASHION_MNIST_LABELS",
@@ -99,8 +99,7 @@ def _check_name(dataset: str) -> str:
 
 def cache_dir(dataset: str = "fashion-mnist") -> Path:
     """The user cache folder for ``dataset`` (created only when a download needs it)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "d2lcnn" / _check_name(dataset)
+    return cache_root() / _check_name(dataset)
 
 
 def data_sources(
@@ -385,14 +384,25 @@ class ImageBatches:
         return X, self.labels[idx]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.iter_from(0)
+
+    def iter_from(self, batch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The pass ``iter(self)`` gives (the same shuffle drawn), from batch ``batch`` on: a
+        resumed epoch skips the batches it had trained without building them."""
         n, bs = self.num_examples, self.batch_size
         order = None
         if self.shuffle:
             order = torch.randperm(n, generator=self._generator).to(self.device)
-        for start in range(0, n, bs):
+        for start in range(batch * bs, n, bs):
             yield self._make(
                 slice(start, start + bs) if order is None else order[start : start + bs]
             )
+
+    @property
+    def generator(self) -> torch.Generator:
+        """The generator every shuffled pass draws its order from (its state is what a
+        checkpoint keeps to resume with the same orders)."""
+        return self._generator
 
     def to(self, device: torch.device | str) -> ImageBatches:
         """The same batches with the data resident on ``device`` (copied once, then reused)."""

@@ -100,7 +100,7 @@ def test_asking_for_a_missing_device_is_a_clear_error():
      ("cpu", None, True, None)],  # timed against bf16 by the trainer: test_train.py
 )  # fmt: skip
 def test_auto_precision_by_capability(monkeypatch, device, capability, cpu_bf16, expected):
-    from d2lcnn import device as dev
+    from d2lcnn import precision as dev
 
     monkeypatch.setattr(dev, "cuda_capability", lambda d: capability)
     monkeypatch.setattr(dev, "cpu_has_bf16", lambda: cpu_bf16)
@@ -114,7 +114,7 @@ def test_auto_precision_by_capability(monkeypatch, device, capability, cpu_bf16,
 
 
 def test_forced_precisions_and_bad_names():
-    from d2lcnn.device import autocast_dtype
+    from d2lcnn.precision import autocast_dtype
 
     cpu = torch.device("cpu")
     assert autocast_dtype(cpu, "fp32") is None
