@@ -243,7 +243,7 @@ def _remembered(path: Path, candidates: list[Candidate]) -> tuple[Candidate, str
         entry = json.loads(path.read_text())
         choice = (bool(entry["nhwc"]), _DTYPES[entry["precision"]])
         note = entry.get("note")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except (OSError, ValueError, KeyError, TypeError) as err:
         warnings.warn(f"d2lcnn: ignoring the damaged speed decision {path} ({err!r}); measuring "
