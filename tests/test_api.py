@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import subprocess
 import sys
 import time
@@ -159,3 +160,15 @@ def test_pick_setting(monkeypatch, capsys):
     assert d2l.pick_setting() == "laptop"
     with pytest.raises(ValueError, match="setting must be"):
         d2l.pick_setting("huge")
+
+
+def test_the_readme_module_map_names_every_module_of_the_package():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    table = readme[readme.index("| module | what it does |"):]
+    listed = set(re.findall(r"^\| `d2lcnn/(\w+\.py)` \|", table, re.M))
+    present = {p.name for p in (root / "d2lcnn").glob("*.py")}
+    assert listed == present, f"README lists {sorted(listed - present)} that do not exist and " \
+                              f"misses {sorted(present - listed)}"
