@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 __all__ = [
-    "QUICK_TRAIN", "QUICK_TEST", "QUICK_EPOCHS", "SETTINGS", "cache_root", "is_quick", "pick_setting",
+    "QUICK_TRAIN", "QUICK_TEST", "QUICK_TRAIN_LARGE", "QUICK_TEST_LARGE", "QUICK_EPOCHS", "SETTINGS", "cache_root", "is_quick", "pick_setting",
     "quick_banner", "show_path",
 ]  # fmt: skip
 
@@ -22,6 +22,8 @@ SETTINGS = ("full", "laptop")
 
 QUICK_TRAIN = 1024  #: training images in quick mode
 QUICK_TEST = 512  #: test images in quick mode
+QUICK_TRAIN_LARGE = 256  #: training images in quick mode at inputs of 96x96 and more
+QUICK_TEST_LARGE = 128  #: test images in quick mode at inputs of 96x96 and more
 QUICK_EPOCHS = 1  #: epoch cap in quick mode
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -106,6 +106,9 @@ class History:
     interrupted: bool = False  #: True when Ctrl-C stopped training early
     precision: str = ""  #: 'fp32', 'bf16 autocast' or 'fp16 autocast'
     channels_last: bool = False  #: the memory format training used
+    #: seconds of the phases of the call (``'set-up'``, of it ``'dry run'`` and ``'decision'``;
+    #: ``'first step'``, ``'training'``, ``'evaluation'``): benchmarks/startup.py tabulates them
+    phases: dict[str, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.epochs)
@@ -410,7 +413,9 @@ def train(
     and the batch size of the data is the global batch (``B / N`` per rank; it must divide).
     """
     _validate(**locals())  # every argument, before anything with a process-wide effect
+    tic = time.perf_counter()
     run = _set_up(**locals())  # every argument, by name
+    run.history.phases["set-up"] = time.perf_counter() - tic
     try:
         with _step_boundaries() as interrupts:
             for epoch in range(run.start_epoch, run.cfg.num_epochs):
@@ -439,6 +444,7 @@ def train(
         raise _out_of_memory(run, err) from None
     if run.ema is not None:  # what was evaluated is what the learner keeps
         run.net.load_state_dict(run.ema.module.state_dict())
+    run.history.phases.update(training=run.train_seconds, evaluation=run.eval_seconds)
     _finish(run)
     return run.history
 
@@ -549,13 +555,17 @@ def _set_up(
         torch.manual_seed(seed)
     net.to(device)
     train_iter, test_iter = _to_device(train_iter, device), _to_device(test_iter, device)
+    phases = {}
     try:
+        tic = time.perf_counter()
         _materialize(net, train_iter, device)
         if init == "xavier":
             net.apply(init_xavier)
         elif callable(init):
             net.apply(init)
+        phases["dry run"] = time.perf_counter() - tic
         decision = _decide(net, train_iter, device, precision, channels_last, remeasure, world)
+        phases["decision"] = time.perf_counter() - tic - phases["dry run"]
     except _OUT_OF_MEMORY as err:
         raise _memory_error("the dry run (one forward pass, then timed training passes)", device,
                             train_iter, err) from None  # fmt: skip
@@ -575,7 +585,7 @@ def _set_up(
         verbose=verbose, world=world, augment=augment, tta=tta, max_steps=max_steps,
     )  # fmt: skip
     history = History(device=str(device), precision=precision_name(decision.dtype),
-                      channels_last=decision.nhwc)  # fmt: skip
+                      channels_last=decision.nhwc, phases=phases)  # fmt: skip
     run = _Run(cfg=cfg, net=net, model=torch.compile(net) if compile else net,
                train_iter=train_iter, test_iter=test_iter, opt=opt,
                sched=_scheduler(schedule, opt, lr, num_epochs * num_batches), scaler=scaler,
@@ -753,6 +763,8 @@ def _train_epoch(run: _Run, epoch: int,
         if cfg.nhwc and X.ndim == 4:
             X = X.contiguous(memory_format=torch.channels_last)
         loss, y_hat = _step(run, X, y)
+        if run.steps == 1:  # the first step allocates and picks kernels: a start-up cost
+            run.history.phases["first step"] = time.perf_counter() - tic - before
         with torch.no_grad():
             loss_sum += loss * y.shape[0]
             correct += correct_count(y_hat, y)
