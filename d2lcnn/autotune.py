@@ -3,32 +3,29 @@ measure NHWC against NCHW, and float32 against bfloat16, on the model's own trai
 once. The decision is remembered in the user cache (:func:`choose`), keyed by everything that
 decides the speed (machine, torch version, device, architecture, input shape, batch size), and
 later runs reuse it without timing anything: a timed race decided afresh in every process could
-flip between close candidates (the book's LeNet: bf16 and fp32 NHWC within 2-4 % in the probe)
-and with it the numerics, so the same seed would not give the same run.
+flip between close candidates (the book's LeNet in bf16 and in fp32) and with it the numerics,
+so the same seed would not give the same run.
 
 Which memory format is faster depends on the model, the device, the precision and the batch size
-(on a 2-core CPU: NHWC is faster for AlexNet ... DenseNet and LeNet, slower for BN-LeNet, whose
-batch norm on 6 channels is slow in NHWC; ``benchmarks/switches.py``). So the trainer measures,
-as ``cudnn.benchmark`` does for kernels, before the first epoch.
+(on a CPU, NHWC is faster for most of the course's networks and slower for BN-LeNet, whose batch
+norm on 6 channels is slow in NHWC: ``benchmarks/switches.py``). So the trainer measures, as
+``cudnn.benchmark`` does for kernels, before the first epoch.
 
-A single timed pass is noise for a fast model: one LeNet pass on 16 images takes about a
-millisecond, and such a probe picked the slower layout in some fresh processes (the book's LeNet
-measured 12,500 to 26,500 examples/s over six processes). So the probe alternates the layouts,
-NHWC, NCHW, NHWC, NCHW, ..., keeping the fastest pass of each (the least disturbed one) for up to
-5 rounds or 1.5 s, on the learner's whole batch when a pass of it is cheap (under 0.1 s: the
-speed that matters is the one at the training batch size), else on 16 images. A slow model (a
-pass of 16 images over 0.3 s, e.g. AlexNet at 224 px on a CPU) is timed once per layout: a pass
-that long is not noise. ``benchmarks/layout_choice.py`` measures the choice in fresh processes.
+A single timed pass is noise for a fast model (one LeNet pass on 16 images takes about a
+millisecond; such a probe picked the slower layout in some fresh processes:
+``benchmarks/layout_choice.py``). So the probe alternates the candidates, keeping the fastest pass
+of each (the least disturbed one) for up to ``_ROUNDS`` rounds or ``_BUDGET_S`` seconds, on the
+learner's whole batch when a pass of it is cheap (the speed that matters is the one at the
+training batch size), else on 16 images. A slow model (a pass of 16 images over ``_SLOW_PASS_S``,
+e.g. AlexNet at 224 px on a CPU) is timed once per candidate: a pass that long is not noise.
 
 On a CPU with bf16 instructions (AVX512-BF16, AMX) bfloat16 autocast is a candidate too, because
-no fixed choice is right there either: on a 2-core AMD EPYC with AVX512-BF16, bf16 (in the better
-layout) trained ResNet-18, GoogLeNet, DenseNet, NiN and AlexNet 1.6-1.9x faster than fp32, LeNet
-8-11 % faster, and BN-LeNet 15 % slower (``benchmarks/results/cpu-switches.md``), with the same
-test accuracy in both (``benchmarks/results/cpu-bf16-accuracy.md``). The faster is kept, with no
-margin for fp32: LeNet's probe passes see only 2-4 % of bf16's 8-11 % gain over a whole epoch, and 10 % and 5 %
-margins kept fp32 in 11 of 12 fresh processes (``benchmarks/results/cpu-layout-choice.md``).
+no fixed choice is right there either: bf16 is much faster for the large networks, a little for
+LeNet, slower for BN-LeNet, with the same test accuracy (``cpu-switches.md``,
+``cpu-bf16-accuracy.md``). The faster is kept with no margin for fp32: margins kept fp32 where
+bf16 was faster over a whole epoch (``cpu-layout-choice.md``).
 
-Figures for this machine: ``benchmarks/results/`` (each file names its CPU, torch and commit).
+The figures: ``benchmarks/results/`` (each file names its CPU, torch version and date).
 """
 
 from __future__ import annotations

@@ -77,9 +77,8 @@ def keep_freed_cpu_memory() -> bool:
     A training step on a CPU frees and re-allocates every activation and gradient buffer. glibc's
     malloc serves big blocks (above 128 KiB to 32 MiB, a threshold it adapts as it goes) straight
     from the kernel with ``mmap`` and returns them on ``free``, so every step pays page faults that
-    zero fresh pages: on a 2-core CPU 16-35 % of the CPU time of a LeNet, ResNet-18 or DenseNet
-    step went to the kernel, and LeNet's speed flipped between ~11k and ~17k examples/s with the
-    adapted threshold. Kept, the steps ran 1.05-1.56x faster (``benchmarks/cpu_memory.py``).
+    zero fresh pages, and the speed changes with the adapted threshold. Kept, the steps run
+    faster (``benchmarks/cpu_memory.py``; figures in ``benchmarks/results/cpu-memory.md``).
     This sets ``M_MMAP_MAX=0`` (big blocks come from the heap too) and ``M_TRIM_THRESHOLD=1 GiB``
     (freed heap stays with the process), once per process.
 
