@@ -412,9 +412,10 @@ def train(
     on GPUs, gloo on CPUs), trains in DistributedDataParallel on ``cuda:LOCAL_RANK`` or the CPU,
     and the batch size of the data is the global batch (``B / N`` per rank; it must divide).
     """
-    _validate(**locals())  # every argument, before anything with a process-wide effect
+    args = dict(locals())  # every argument, by name
+    _validate(**args)  # every argument, before anything with a process-wide effect
     tic = time.perf_counter()
-    run = _set_up(**locals())  # every argument, by name
+    run = _set_up(**args)
     run.history.phases["set-up"] = time.perf_counter() - tic
     try:
         with _step_boundaries() as interrupts:
