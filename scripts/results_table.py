@@ -12,6 +12,7 @@ data, input size, epochs, accuracies, speed, minutes) and the ``setting: ...`` l
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -72,6 +73,17 @@ def main_run(path: Path) -> dict | None:
     }
 
 
+def registry(lang: str = "en") -> dict[str, dict]:
+    """Each chapter's main-run figures, by notebook name (``03_lenet``), for one edition.
+
+    Prose that quotes another chapter's stored run (its test accuracy, its minutes of training)
+    is checked against this registry by ``tests/test_prose.py``; ``--registry`` prints it.
+    """
+    folder = ROOT / "notebooks" / ("zh" if lang == "zh" else "")
+    runs = {path.stem: main_run(path) for path in sorted(folder.glob("*.ipynb"))}
+    return {name: run for name, run in runs.items() if run}
+
+
 TABLE = {  # the results table in each edition's words: header, quick-run mark, closing note
     "en": (
         "| Chapter | Input | GPU: test acc | laptop (2-core CPU): test acc | train images x epochs | "
@@ -82,7 +94,7 @@ TABLE = {  # the results table in each edition's words: header, quick-run mark, 
     ),
     "zh": (
         "| 章节 | 输入 | GPU：测试精度 | 笔记本电脑（双核 CPU）：测试精度 | 训练图像数 x 迭代周期 | "
-        "训练时间（分钟） | 样本/秒 | 设备、精度、设置 |",
+        "训练时间（分钟） | 样本/秒 | 设备、数值精度、设置 |",
         "（快速模式）",
         "每一行是该章中文笔记本自己保存的主训练运行（单元格标签 `main-run`），测试集为完整的 "
         "10,000 张图像。“-”表示还没有在这类机器上保存的运行。",
@@ -128,7 +140,12 @@ def bench_section() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--registry", action="store_true",
+                        help="print each chapter's main-run figures (both editions) as JSON")
     args = parser.parse_args()
+    if args.registry:
+        print(json.dumps({lang: registry(lang) for lang in ("en", "zh")}, indent=1))
+        return 0
     readme = ROOT / "README.md"
     text = readme.read_text()
     new = replace_section(text, "results", table(sorted((ROOT / "notebooks").glob("*.ipynb"))))
