@@ -7,11 +7,15 @@ notebook's ``%matplotlib inline`` or ``MPLBACKEND`` choose the backend first.
 Chinese figure text (the notebooks of notebooks/zh) is drawn with the font bundled in
 d2lcnn/fonts/, a subset of Noto Sans CJK SC: nothing to install on Binder, Colab or CI. It is
 registered with matplotlib when d2lcnn first draws or hands out pyplot (``d2l.plt``,
-``Animator``, ``show_images``, ``set_figsize``; :func:`register_cjk_font`), not at import.
+``Animator``, ``show_images``, ``set_figsize``; :func:`register_cjk_font`), or at import when
+matplotlib is already loaded (a notebook's ``%matplotlib inline``); d2lcnn never imports
+matplotlib itself, nor hooks the import system. A script that imports d2lcnn first and then
+draws Chinese text with its own ``import matplotlib.pyplot`` uses ``d2l.plt`` instead.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,6 +73,10 @@ def register_cjk_font() -> None:
     sans = [name for name in rc["font.sans-serif"] if name != CJK_FAMILY]
     at = sans.index("DejaVu Sans") + 1 if "DejaVu Sans" in sans else 0
     rc["font.sans-serif"] = [*sans[:at], CJK_FAMILY, *sans[at:]]
+
+
+if "matplotlib.font_manager" in sys.modules:  # pyplot came first (``%matplotlib inline``): the
+    register_cjk_font()  # font is registered now, at no cost (no import of matplotlib here)
 
 
 def _pyplot() -> ModuleType:
