@@ -417,8 +417,9 @@ def train(
     tic = time.perf_counter()
     run = _set_up(**args)
     run.history.phases["set-up"] = time.perf_counter() - tic
+    interrupts = _Interrupts()
     try:
-        with _step_boundaries() as interrupts:
+        with _step_boundaries(interrupts):
             for epoch in range(run.start_epoch, run.cfg.num_epochs):
                 loss, acc, seconds, seen = _train_epoch(run, epoch, interrupts)
                 run.phase = "evaluation"
@@ -434,13 +435,16 @@ def train(
     except KeyboardInterrupt:
         run.history.interrupted = True
         pos = run.position
+        torn = interrupts.torn  # a second Ctrl-C inside a step: keep the last epoch's checkpoint
+        kept = ("; the checkpoint resumes at the last finished epoch" if torn
+                else "; the checkpoint resumes at this step")  # fmt: skip
         if run.cfg.verbose:
             print(f"Interrupted in epoch {pos.epoch + 1} after {pos.batches} of "
                   f"{run.cfg.num_batches} batches: the model keeps its weights, the history "
-                  f"{len(run.history)} finished epoch(s)"
-                  f"{'; the checkpoint resumes at this step' if run.cfg.checkpoint else ''}.",
+                  f"{len(run.history)} finished epoch(s){kept if run.cfg.checkpoint else ''}.",
                   file=sys.stderr)  # fmt: skip
-        _save(run, mid_epoch=True)
+        if not torn:
+            _save(run, mid_epoch=True)
     except _OUT_OF_MEMORY as err:
         raise _out_of_memory(run, err) from None
     if run.ema is not None:  # what was evaluated is what the learner keeps
@@ -462,11 +466,13 @@ class _Interrupts:
     def __init__(self) -> None:
         self.requested = False
         self.holding = False
+        self.torn = False  #: a second Ctrl-C stopped a step half-way: its state is not kept
 
     def __call__(self, signum: int, frame: object) -> None:
         if self.holding and not self.requested:
             self.requested = True
             return
+        self.torn = self.holding
         raise KeyboardInterrupt
 
     def check(self) -> None:
@@ -476,16 +482,15 @@ class _Interrupts:
 
 
 @contextmanager
-def _step_boundaries() -> Iterator[_Interrupts]:
-    """:class:`_Interrupts` installed as the SIGINT handler for the loop (in the main thread
-    only, where Python handles signals; elsewhere it never holds anything)."""
-    interrupts = _Interrupts()
+def _step_boundaries(interrupts: _Interrupts) -> Iterator[None]:
+    """``interrupts`` installed as the SIGINT handler for the loop (in the main thread only, where
+    Python handles signals; elsewhere Ctrl-C is left as it is)."""
     if threading.current_thread() is not threading.main_thread():
-        yield interrupts
+        yield
         return
     previous = signal.signal(signal.SIGINT, interrupts)
     try:
-        yield interrupts
+        yield
     finally:
         signal.signal(signal.SIGINT, previous)
 

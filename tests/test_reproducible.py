@@ -165,7 +165,9 @@ def test_out_of_memory_in_the_dry_run_says_so():
 
 
 def test_arguments_are_checked_before_anything_with_a_process_wide_effect(monkeypatch):
-    import d2lcnn.train as train_module
+    import importlib
+
+    train_module = importlib.import_module("d2lcnn.train")  # the module, not d2lcnn.train()
 
     touched = []
     monkeypatch.setattr(train_module.dist_, "init_distributed", lambda **k: touched.append(1))
@@ -181,3 +183,24 @@ def test_arguments_are_checked_before_anything_with_a_process_wide_effect(monkey
         with pytest.raises(ValueError, match=match):
             d2l.train(d2l.MODELS["lenet"].build(), lenet_batches(), None, 1, 0.1, seed=3, **bad)
     assert touched == [] and torch.equal(torch.get_rng_state(), state)
+
+
+def test_ctrl_c_waits_for_the_step_and_a_second_one_does_not():
+    from d2lcnn.train import _Interrupts
+
+    outside = _Interrupts()
+    with pytest.raises(KeyboardInterrupt):  # between steps (loading data, evaluating): at once
+        outside(2, None)
+    assert not outside.torn
+    held = _Interrupts()
+    held.holding = True
+    held(2, None)  # inside a step: only noted
+    assert held.requested and not held.torn
+    with pytest.raises(KeyboardInterrupt):  # impatient: stops the step half-way ...
+        held(2, None)
+    assert held.torn  # ... so its state is not written as a resumable position
+    done = _Interrupts()
+    done.holding, done.requested = True, True
+    with pytest.raises(KeyboardInterrupt):
+        done.check()  # the step finished: stop here
+    assert not done.holding and not done.torn
