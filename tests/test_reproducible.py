@@ -181,7 +181,8 @@ def test_arguments_are_checked_before_anything_with_a_process_wide_effect(monkey
                        ({"seed": 1.5}, "seed must be an integer"),
                        ({"device": "cuda:7"}, "Device cuda:7 was asked for")]:  # fmt: skip
         with pytest.raises(ValueError, match=match):
-            d2l.train(d2l.MODELS["lenet"].build(), lenet_batches(), None, 1, 0.1, seed=3, **bad)
+            d2l.train(d2l.MODELS["lenet"].build(), lenet_batches(), None, 1, 0.1,
+                      **{"seed": 3, **bad})  # fmt: skip
     assert touched == [] and torch.equal(torch.get_rng_state(), state)
 
 
