@@ -172,6 +172,7 @@ def test_arguments_are_checked_before_anything_with_a_process_wide_effect(monkey
     touched = []
     monkeypatch.setattr(train_module.dist_, "init_distributed", lambda **k: touched.append(1))
     monkeypatch.setattr(train_module, "keep_freed_cpu_memory", lambda: touched.append(2))
+    net, data = d2l.MODELS["lenet"].build(), lenet_batches()  # (building draws random numbers)
     state = torch.get_rng_state()
     for bad, match in [({"schedule": "cosin"}, "schedule must be"),
                        ({"optimizer": "adm"}, "optimizer must be"),
@@ -181,8 +182,7 @@ def test_arguments_are_checked_before_anything_with_a_process_wide_effect(monkey
                        ({"seed": 1.5}, "seed must be an integer"),
                        ({"device": "cuda:7"}, "Device cuda:7 was asked for")]:  # fmt: skip
         with pytest.raises(ValueError, match=match):
-            d2l.train(d2l.MODELS["lenet"].build(), lenet_batches(), None, 1, 0.1,
-                      **{"seed": 3, **bad})  # fmt: skip
+            d2l.train(net, data, None, 1, 0.1, **{"seed": 3, **bad})
     assert touched == [] and torch.equal(torch.get_rng_state(), state)
 
 
