@@ -105,7 +105,7 @@ floor:
 	$(FLOOR)/bin/python -m pip install torch==$(FLOOR_TORCH) torchvision==$(FLOOR_VISION)
 	$(FLOOR)/bin/python -m pip install -r requirements.txt
 	{ echo "The unit tests on the oldest torch the course declares (\`make floor\`, $$(date +%F)):"; echo; \
-	  $(FLOOR)/bin/python -c 'import sys, torch, torchvision; print(f"Python {sys.version.split()[0]}, torch {torch.__version__.split(\"+\")[0]}, torchvision {torchvision.__version__.split(\"+\")[0]}")'; \
+	  $(FLOOR)/bin/python -c 'import sys, torch, torchvision as tv; v = lambda m: m.__version__.split("+")[0]; print("Python " + sys.version.split()[0] + ", torch " + v(torch) + ", torchvision " + v(tv))'; \
 	  echo; echo '```'; \
 	  D2LCNN_QUICK=1 $(FLOOR)/bin/python -m pytest -n 2 -m "not full" -p no:cacheprovider -q tests 2>&1 | tail -n 15; \
 	  echo '```'; } > benchmarks/results/floor.md

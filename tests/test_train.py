@@ -256,7 +256,7 @@ def test_trainer_optimizers_step_like_torchs_reference_implementation(name, mome
 
 def test_layout_timing_leaves_the_model_and_random_state_as_they_were(small_iters):
     """channels_last='auto' times training passes in both layouts before training starts."""
-    from d2lcnn.layout import faster_layout as _faster_layout
+    from d2lcnn.autotune import fastest
 
     train_iter, _ = small_iters
     net = d2l.models.bn_lenet_scratch()  # the book's BatchNorm replaces its buffer tensors
@@ -264,7 +264,7 @@ def test_layout_timing_leaves_the_model_and_random_state_as_they_were(small_iter
     net.eval()
     before = {k: v.clone() for k, v in net.state_dict().items()}
     torch.manual_seed(1)
-    nhwc = _faster_layout(net, train_iter, torch.device("cpu"), None)
+    nhwc, _ = fastest(net, train_iter, torch.device("cpu"), (True, False), (None,))
     after_draw = torch.rand(3)
     torch.manual_seed(1)
     assert torch.equal(after_draw, torch.rand(3))  # the random-number stream was not used up
@@ -449,7 +449,7 @@ def test_bad_training_arguments_are_explained(small_iters, kwargs, what):
 def test_auto_precision_on_a_bf16_cpu_keeps_the_faster(
     monkeypatch, small_iters, bf16_seconds, expected
 ):
-    from d2lcnn import layout
+    from d2lcnn import autotune as layout
 
     times = {(True, None): 1.0, (False, None): 1.2, (True, torch.bfloat16): bf16_seconds,
              (False, torch.bfloat16): 9.0}  # fmt: skip
@@ -463,7 +463,7 @@ def test_auto_precision_on_a_bf16_cpu_keeps_the_faster(
 
 
 def test_auto_precision_trains_on_a_cpu_with_bf16_instructions(monkeypatch, small_iters):
-    from d2lcnn import device as dev
+    from d2lcnn import precision as dev
 
     monkeypatch.setattr(dev, "cpu_has_bf16", lambda: True)  # as on AVX512-BF16 / AMX CPUs
     train_iter, test_iter = small_iters
