@@ -10,7 +10,7 @@ Two tiers (README, "Tests"), chosen by marker:
   chapter under nbval -- what a contributor runs on every change;
 * ``make test-all`` (CI) runs everything. Marked ``full`` here, by where they live: the Chinese
   and the solution notebooks, the browser, website and 2 GB memory-limit tests, the tests that
-  launch torchrun, and ``stress`` tests.
+  launch torchrun, the d2l.ai sections that train at 96x96 and 224x224, and ``stress`` tests.
 
 With pytest-xdist (``pytest -n 2``) every file runs whole on one worker: xdist's default,
 ``--dist load``, is turned into ``--dist loadfile`` here. A notebook's cells share one kernel and
@@ -29,6 +29,10 @@ ROOT = Path(__file__).resolve().parent
 FULL_FOLDERS = (ROOT / "notebooks" / "zh", ROOT / "notebooks" / "solutions")
 FULL_FILES = {"test_browser.py", "test_site.py", "test_memory_limit.py"}
 TORCHRUN_FIXTURES = {"runs"}  # tests/test_distributed.py: two real processes under torchrun
+# d2l.ai's sections that train its networks at 96x96 and 224x224: the English chapters under
+# nbval train the same networks in make test; these check the class API's code of the book
+BOOK_SECTIONS_AT_LARGE_INPUTS = {"test_alexnet", "test_vgg", "test_nin", "test_googlenet",
+                                 "test_resnet", "test_densenet"}  # fmt: skip
 
 
 def pytest_configure(config):
@@ -49,6 +53,8 @@ def _is_full(item) -> bool:
     if any(folder in path.parents for folder in FULL_FOLDERS) or path.name in FULL_FILES:
         return True
     if item.get_closest_marker("stress"):
+        return True
+    if path.name == "test_d2l_book.py" and item.name in BOOK_SECTIONS_AT_LARGE_INPUTS:
         return True
     fixtures = set(getattr(item, "fixturenames", ()))
     return path.name == "test_distributed.py" and (
