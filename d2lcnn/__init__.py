@@ -15,6 +15,41 @@ random states), ``autotune`` (layout and precision, timed once and remembered), 
 ``plot``, ``summary``, ``ops``, ``models``.
 """
 
+from .aliases import (  # d2l's framework aliases (d2l.tensor, d2l.size, ...): aliases.py
+    abs,
+    arange,
+    argmax,
+    astype,
+    concat,
+    cos,
+    cosh,
+    exp,
+    eye,
+    float32,
+    int32,
+    linspace,
+    log,
+    matmul,
+    meshgrid,
+    nn_Module,
+    normal,
+    numpy,
+    ones,
+    rand,
+    randn,
+    reduce_mean,
+    reduce_sum,
+    reshape,
+    sin,
+    sinh,
+    size,
+    stack,
+    tanh,
+    tensor,
+    to,
+    transpose,
+    zeros,
+)
 from .checkpoint import load_checkpoint, save_checkpoint
 from .classes import (
     Classifier,
@@ -27,6 +62,7 @@ from .classes import (
     add_to_class,
     init_cnn,
 )
+from .classic import MultiGPUError, evaluate_accuracy, sgd, split_batch, train_epoch_ch3
 from .data import (
     FASHION_MNIST_LABELS,
     DataError,
@@ -39,8 +75,18 @@ from .data import (
 )
 from .device import cpu, gpu, num_gpus, resolve_device, try_all_gpus, try_gpu
 from .distributed import DistributedError, World, init_distributed, is_main, world
+from .interpret import (
+    fgsm,
+    grad_cam,
+    integrated_gradients,
+    occlusion,
+    pgd,
+    rank_correlation,
+    saliency,
+)
 from .metrics import Accumulator, Timer, accuracy
-from .models import MODELS, ResNeXtBlock
+from .models import MODELS, Residual, ResNeXtBlock
+from .models import resnet18_small as resnet18  # d2l.resnet18: the book's multi-GPU version
 from .ops import (
     batch_norm,
     conv_output_size,
@@ -86,6 +132,15 @@ __all__ = [
     "DistributedError", "World", "init_distributed", "is_main", "world",
     # shapes and models
     "LayerError", "MODELS", "Summary", "layer_summary", "print_shapes",
+    # looking inside a trained network (chapter 14)
+    "fgsm", "grad_cam", "integrated_gradients", "occlusion", "pgd", "rank_correlation", "saliency",
+    # zh.d2l.ai (d2l-zh 2.0) and d2l 0.17: framework aliases, classic functions, multi-GPU names
+    "abs", "arange", "argmax", "astype", "concat", "cos", "cosh", "exp", "eye", "float32",
+    "int32", "linspace", "log", "matmul", "meshgrid", "nn_Module", "normal", "numpy", "ones",
+    "rand", "randn", "reduce_mean", "reduce_sum", "reshape", "sin", "sinh", "size", "stack",
+    "tanh", "tensor", "to", "transpose", "zeros",
+    "MultiGPUError", "Residual", "evaluate_accuracy", "resnet18", "sgd", "split_batch",
+    "train_epoch_ch3",
 ]  # fmt: skip
 
 

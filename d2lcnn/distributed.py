@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import math
 import os
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -149,6 +150,39 @@ def init_distributed(
     return world()
 
 
+#: tensors this module handed to a collective, until the backend's threads have let go of them
+_held: list[torch.Tensor] = []
+_release_at_exit = None
+
+
+def _hold(t: torch.Tensor) -> None:
+    """Keep ``t`` (just used by a collective) alive here until the backend has released it.
+
+    gloo runs each collective on one of its worker threads, which wakes the caller as soon as the
+    result is ready and only afterwards drops its own reference to the tensors. Had Python let go
+    of the tensor first, that late drop frees the tensor's Python object, which needs the GIL;
+    while the interpreter is shutting down, Python ends any thread that asks for the GIL
+    (pthread_exit), and ending a C++ thread that way aborts the process: "terminate called
+    without an active exception" (SIGABRT). A rank that exits right after its last collective
+    (the sum of the test accuracy) hits it when the worker thread runs late, as on a busy CPU.
+    Held here, the last reference is Python's, dropped by :func:`_release` at exit while the
+    interpreter is whole.
+    """
+    global _release_at_exit
+    if not _release_at_exit:  # registered after _leave, so it runs before it
+        _release_at_exit = atexit.register(_release)
+    _held[:] = [h for h in _held if h._use_count() > 1]  # the backend let go: free them here
+    _held.append(t)
+
+
+def _release(timeout: float = 30.0) -> None:
+    """Wait until the backend has let go of the held tensors, then free them (at exit)."""
+    deadline = time.monotonic() + timeout
+    while any(h._use_count() > 1 for h in _held) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    _held.clear()
+
+
 def _leave() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
@@ -224,6 +258,7 @@ def all_sum(values: list[float] | torch.Tensor, device: torch.device) -> list[fl
     t = torch.as_tensor(values, dtype=torch.float64, device=device).flatten()
     if world().active:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        _hold(t)
     return t.tolist()
 
 
@@ -233,6 +268,7 @@ def all_min(value: int, device: torch.device) -> int:
         return value
     t = torch.tensor([value], dtype=torch.int64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    _hold(t)
     return int(t.item())
 
 
@@ -266,10 +302,6 @@ class ShardedImageBatches:
         n, bs = self.full.num_examples, self.full.batch_size
         last = (n % bs) // self.size
         return (n // bs) * self.batch_size + last
-
-    @property
-    def global_examples(self) -> int:
-        return self.num_examples * self.size
 
     def __len__(self) -> int:
         n, bs = self.full.num_examples, self.full.batch_size

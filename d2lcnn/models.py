@@ -19,7 +19,7 @@ from .ops import batch_norm
 __all__ = [
     "BatchNorm", "DenseBlock", "Inception", "MODELS", "Recipe", "ResNeXtBlock", "Residual",
     "alexnet", "bn_lenet", "bn_lenet_scratch", "conv_block", "densenet", "googlenet", "lenet",
-    "nin", "nin_block", "resnet18", "resnet_block", "transition_block", "vgg",
+    "nin", "nin_block", "resnet18", "resnet18_small", "resnet_block", "transition_block", "vgg",
     "vgg_block", "vgg11", "VGG11_ARCH",
 ]  # fmt: skip
 
@@ -290,6 +290,28 @@ def resnet18(num_classes: int = 10) -> nn.Sequential:
         nn.Flatten(),
         nn.Linear(512, num_classes),
     )
+
+
+def resnet18_small(num_classes: int, in_channels: int = 1) -> nn.Sequential:
+    """``d2l.resnet18``: the book's "slightly modified" ResNet-18 of its multi-GPU sections
+    (d2l 0.17, d2l-zh 2.0), for small images such as Fashion-MNIST's 28x28.
+
+    Unlike :func:`resnet18` (chapter 10) the stem is one 3x3 convolution with stride 1 and no
+    max pooling, so the first stage sees the full image: (N, in_channels, 28, 28) -> 28, 14, 7,
+    4 -> (N, num_classes). Modules are named as in the book (``resnet_block1`` ...
+    ``global_avg_pool``, ``fc``), so its state dicts load here and the other way round.
+    """
+    net = nn.Sequential(
+        nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1),
+        nn.BatchNorm2d(64), nn.ReLU(),
+    )  # fmt: skip
+    net.add_module("resnet_block1", resnet_block(64, 64, 2, first_block=True))
+    net.add_module("resnet_block2", resnet_block(64, 128, 2))
+    net.add_module("resnet_block3", resnet_block(128, 256, 2))
+    net.add_module("resnet_block4", resnet_block(256, 512, 2))
+    net.add_module("global_avg_pool", nn.AdaptiveAvgPool2d((1, 1)))
+    net.add_module("fc", nn.Sequential(nn.Flatten(), nn.Linear(512, num_classes)))
+    return net
 
 
 # --- Chapter 11: DenseNet ----------------------------------------------------------------------

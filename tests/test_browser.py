@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,9 +20,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import CHROMIUM, launch_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 NOTEBOOKS = ["00_start_here.ipynb", "02_pooling.ipynb"]
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -36,15 +34,25 @@ if CHROMIUM is None:
 playwright = pytest.importorskip("playwright.sync_api")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def server_port(runtime: Path, server: subprocess.Popen, log: Path) -> int:
+    """The port a ``--port=0`` server bound, read from the info file it writes once listening
+    (``jpserver-PID.json`` in its own runtime folder: no port is picked here and reused)."""
+    deadline = time.monotonic() + 90
+    while True:
+        for info in runtime.glob("jpserver-*.json"):
+            try:
+                return int(json.loads(info.read_text())["port"])
+            except (ValueError, KeyError):  # being written
+                pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("jupyter lab did not start:\n" + log.read_text())
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A JupyterLab server on a free loopback port, token on, serving copies of the notebooks."""
+    """A JupyterLab server on a loopback port it picks, token on, serving copies of the
+    notebooks."""
     root = tmp_path_factory.mktemp("lab")
     for name in NOTEBOOKS:  # copies without outputs: every output must come from this run
         nb = json.loads((ROOT / "notebooks" / name).read_text())
@@ -53,9 +61,9 @@ def lab(tmp_path_factory):
                 cell["outputs"], cell["execution_count"] = [], None
         (root / name).write_text(json.dumps(nb))
     state = tmp_path_factory.mktemp("lab-state")
-    port, token = free_port(), secrets.token_hex(16)
+    token = secrets.token_hex(16)
     cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
-           f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+           "--port=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
            "--ServerApp.port_retries=0", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
            "jupyterlab.NeverCheckForUpdate",
            # workspaces and settings of this run only: not the user's, nor a parallel run's
@@ -63,30 +71,20 @@ def lab(tmp_path_factory):
            f"--LabApp.user_settings_dir={state / 'settings'}"]  # fmt: skip
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # CI runs as root; the token stays on
-    env = dict(os.environ, D2LCNN_QUICK="1")
+    env = dict(os.environ, D2LCNN_QUICK="1", JUPYTER_RUNTIME_DIR=str(state / "runtime"))
     env.pop("MPLBACKEND", None)  # the kernel's inline backend draws the figures
     log = open(root / "server.log", "w")  # noqa: SIM115
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                               start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    "jupyter lab did not start:\n" + (root / "server.log").read_text()
-                )
-            time.sleep(0.5)
-        with urllib.request.urlopen(f"{url}/api/status", timeout=5) as r:  # no token
-            pytest.fail(f"the server answered without a token ({r.status})")
-    except urllib.error.HTTPError as err:
-        assert err.code == 403  # authentication is on
+        url = f"http://127.0.0.1:{server_port(state / 'runtime', server, root / 'server.log')}"
+        with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=30) as r:
+            assert r.status == 200
+        try:
+            with urllib.request.urlopen(f"{url}/api/status", timeout=30) as r:  # no token
+                pytest.fail(f"the server answered without a token ({r.status})")
+        except urllib.error.HTTPError as err:
+            assert err.code == 403  # authentication is on
         yield url, token, root
     finally:
         try:
@@ -118,8 +116,10 @@ def run_all_cells(page, url: str, token: str, name: str) -> None:
         timeout=300_000,
     )
     idle.wait_for(timeout=60_000)
+    dirty = page.locator(".lm-TabBar-tab.jp-mod-current.jp-mod-dirty")  # unsaved changes
+    dirty.wait_for(timeout=10_000)
     page.keyboard.press("Control+s")
-    page.wait_for_timeout(1500)
+    dirty.wait_for(state="detached", timeout=30_000)  # saved
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -127,11 +127,7 @@ def test_notebook_runs_in_jupyterlab(lab, name):
     url, token, root = lab
     ARTIFACTS.mkdir(exist_ok=True)
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )  # fmt: skip
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             try:
@@ -142,8 +138,12 @@ def test_notebook_runs_in_jupyterlab(lab, name):
             no_news = page.locator("button:text-is('No')")
             if no_news.count():
                 no_news.first.click()  # JupyterLab's "get notified about news?" toast
-            page.locator(".jp-RenderedImage").first.scroll_into_view_if_needed()
-            page.wait_for_timeout(2000)  # JupyterLab renders cells lazily around the viewport
+            figure = page.locator(".jp-RenderedImage img").first
+            figure.scroll_into_view_if_needed()  # JupyterLab renders cells lazily around the view
+            figure.wait_for(state="visible", timeout=30_000)
+            page.wait_for_function(  # every image in view decoded, for the screenshot
+                "() => [...document.querySelectorAll('.jp-RenderedImage img')]"
+                ".every(i => i.complete)", timeout=30_000)  # fmt: skip
             page.screenshot(path=str(ARTIFACTS / f"jupyterlab-{name}.png"), full_page=False)
             errors = page.locator(
                 ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"

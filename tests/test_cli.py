@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+from helpers import loss_and_accuracy
+
+import d2lcnn as d2l
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,14 +25,27 @@ def run(*args: str, quick: bool = True) -> subprocess.CompletedProcess:
                           env=env, check=False, timeout=600)  # fmt: skip
 
 
-def test_train_command_trains_and_prints_metrics(tmp_path):
+def test_train_command_trains_and_prints_metrics(tmp_path, monkeypatch):
     ckpt = tmp_path / "lenet.pt"
     result = run("train", "lenet", "--epochs", "3", "--lr", "0.9", "--device", "cpu",
-                 "--checkpoint", str(ckpt))  # fmt: skip
+                 "--precision", "fp32", "--checkpoint", str(ckpt))  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "training on cpu" in result.stdout and "test acc" in result.stdout
     assert "[d2lcnn quick mode]" in result.stderr  # quick mode caps it at 1 epoch, and says so
-    assert ckpt.is_file()
+    assert re.search(r"^training on cpu \(\d+ threads?\), fp32, quick mode: ", result.stdout, re.M)
+    # the printed figures are the History's that the checkpoint keeps ...
+    net = d2l.MODELS["lenet"].build()
+    state = d2l.load_checkpoint(ckpt, net)
+    (epoch,) = state["history"]
+    printed = re.search(r"^epoch 1: loss (\S+), train acc (\S+), test acc (\S+), ", result.stdout,
+                        re.M)  # fmt: skip
+    assert printed, result.stdout
+    assert printed.groups() == tuple(f"{epoch[k]:.3f}" for k in ("train_loss", "train_acc",
+                                                                   "test_acc"))  # fmt: skip
+    # ... and the test accuracy is that of the saved weights on the quick test set, counted here
+    monkeypatch.setenv("D2LCNN_QUICK", "1")
+    _, test_iter = d2l.load_data_fashion_mnist(256)
+    _, acc = loss_and_accuracy(net, test_iter)
+    assert epoch["test_acc"] == pytest.approx(acc, abs=1e-9)
 
 
 def test_train_command_rejects_unknown_models_and_devices():

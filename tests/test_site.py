@@ -23,7 +23,6 @@ import functools
 import http.server
 import os
 import re
-import shutil
 import sys
 import threading
 import urllib.error
@@ -39,13 +38,13 @@ sys.path.insert(0, str(ROOT / "book"))
 import build_site  # noqa: E402
 import course_site  # noqa: E402
 import nbsync  # noqa: E402  (course_site put scripts/ on the path)
+from helpers import CHROMIUM, launch_chromium  # noqa: E402
 
 SITE = build_site.WORK / "html"
 NOTEBOOKS = ROOT / "notebooks"
 ARTIFACTS = ROOT / "test-artifacts"
 REQUIRE_SITE = os.environ.get("D2LCNN_REQUIRE_SITE") == "1"
 REQUIRE_BROWSER = os.environ.get("D2LCNN_REQUIRE_BROWSER") == "1"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # myst-parser 5 and sphinx-book-theme 1.4 still read Sphinx 9's deprecated ``.app`` attributes:
 # Python warnings about their own code (40 of them in the small builds), no Sphinx warnings
 pytestmark = pytest.mark.filterwarnings(
@@ -300,11 +299,7 @@ def browser(site_url):
         pytest.skip("Chromium not found (apt install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )  # fmt: skip
+        chromium = launch_chromium(p)
         try:
             yield chromium
         finally:
@@ -387,8 +382,14 @@ def open_page(browser, site_url: str, path: str, screenshot: str | None = None) 
             first_math = page.locator("article div.math")
             if path != "index.html" and first_math.count():
                 first_math.first.scroll_into_view_if_needed()
+                top = page.evaluate("window.scrollY")
                 page.mouse.wheel(0, -250)
-                page.wait_for_timeout(300)
+                if top > 0:  # wait until the wheel's scroll has moved up and come to rest
+                    page.wait_for_function(
+                        f"""() => {{ const y = window.scrollY, rest = y < {top} && y === window.lastY;
+                                    window.lastY = y; return rest; }}""",
+                        polling="raf", timeout=10_000,
+                    )  # fmt: skip
             page.screenshot(path=str(ARTIFACTS / screenshot))
     finally:
         page.close()
