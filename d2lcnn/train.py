@@ -168,8 +168,10 @@ def _evaluate_sums(
 
     ``tta=True``: the prediction for each image (B, C, H, W) is the mean of the softmax
     probabilities for it and for its mirror image ``X.flip(-1)``; its log is the score (B, classes)
-    the loss and the accuracy are computed from."""
-    net.eval()
+    the loss and the accuracy are computed from. ``net`` may also be a plain function of a batch
+    (d2l's multi-GPU section evaluates a closure over its parameters)."""
+    if isinstance(net, nn.Module):
+        net.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
     loss_sum = torch.zeros((), device=device)
     n = 0
@@ -203,7 +205,7 @@ def evaluate_accuracy_gpu(
     ``tta=True``: each image is classified by the mean prediction for it and its mirror image.
     """
     if device is None:
-        p = next(iter(net.parameters()), None)
+        p = next(iter(net.parameters()), None) if isinstance(net, nn.Module) else None
         device = p.device if p is not None else torch.device("cpu")
     _check_recipe(None, None, tta)
     # this process's share of the data (under torchrun)
