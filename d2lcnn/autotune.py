@@ -125,7 +125,8 @@ def fastest(net: nn.Module, data_iter: Iterable, device: torch.device,
     ``.view()`` on a convolution's output cannot run in NHWC: it keeps NCHW, with a notice on
     stderr.
     """
-    choice, note = _measure(net, data_iter, device, layouts, dtypes)
+    X, _ = probe_batch(data_iter, device, 1)
+    choice, note = _measure(net, X, data_iter, device, layouts, dtypes)
     if note:
         print(note, file=sys.stderr)
     return choice
@@ -135,10 +136,12 @@ _VIEW_NOTE = ("channels_last is off for this model: it calls .view() on a convol
               "(use .reshape() or nn.Flatten() to allow the faster layout).")  # fmt: skip
 
 
-def _measure(net: nn.Module, data_iter: Iterable, device: torch.device, layouts: Sequence[bool],
+def _measure(net: nn.Module, X: torch.Tensor, data_iter: Iterable, device: torch.device,
+             layouts: Sequence[bool],
              dtypes: Sequence[torch.dtype | None]) -> tuple[Candidate, str | None]:  # fmt: skip
-    """:func:`fastest`'s choice and the notice it has for the learner (or ``None``)."""
-    X, _ = probe_batch(data_iter, device, 1)
+    """:func:`fastest`'s choice and the notice it has for the learner (or ``None``); ``X`` is one
+    example batch of ``data_iter`` (taken once by the caller: a shuffled DataLoader draws from
+    torch's random numbers for every new iterator, and every path takes exactly one)."""
     if X.ndim != 4:
         layouts = (False,)
     candidates = [(nhwc, dtype) for nhwc in layouts for dtype in dtypes]
@@ -215,10 +218,9 @@ def decisions_dir() -> Path:
     return cache_root() / "autotune"
 
 
-def _key(net: nn.Module, data_iter: Iterable, device: torch.device,
+def _key(net: nn.Module, X: torch.Tensor, data_iter: Iterable, device: torch.device,
          candidates: list[Candidate]) -> tuple[str, dict]:  # fmt: skip
     """A file name for everything the decision depends on, and that everything (kept beside it)."""
-    X, _ = probe_batch(data_iter, device, 1)
     name, flags = describe_cpu_parts()
     what = {
         "machine": platform.node(), "cpu": name, "flags": sorted(flags),
@@ -292,7 +294,7 @@ def choose(net: nn.Module, data_iter: Iterable, device: torch.device,
         choice = candidates[0]
         net.to(memory_format=torch.channels_last if choice[0] else torch.contiguous_format)
         return Decision(choice[0], choice[1], "fixed")
-    name, what = _key(net, data_iter, device, candidates)
+    name, what = _key(net, X, data_iter, device, candidates)
     path = decisions_dir() / name
     kept = None if remeasure or remeasure_requested() else _remembered(path, candidates)
     if kept is not None:
@@ -301,7 +303,7 @@ def choose(net: nn.Module, data_iter: Iterable, device: torch.device,
         if note:
             print(note, file=sys.stderr)
         return Decision(nhwc, dtype, "remembered", path, note)
-    (nhwc, dtype), note = _measure(net, data_iter, device, layouts, dtypes)
+    (nhwc, dtype), note = _measure(net, X, data_iter, device, layouts, dtypes)
     if note:
         print(note, file=sys.stderr)
     kept_ok = _keep(path, (nhwc, dtype), note, what)

@@ -205,3 +205,21 @@ def test_ctrl_c_waits_for_the_step_and_a_second_one_does_not():
     with pytest.raises(KeyboardInterrupt):
         done.check()  # the step finished: stop here
     assert not done.holding and not done.torn
+
+
+def test_measuring_or_remembering_draws_the_same_random_numbers(tmp_path, monkeypatch):
+    """A shuffled DataLoader draws from torch's generator for every new iterator: the measured
+    and the remembered decision must use up the same draws, or the two runs shuffle differently."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("D2LCNN_REMEASURE", raising=False)
+    data = lenet_batches()
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(data.images.float() / 255, data.labels), 64, shuffle=True)
+    after = []
+    for how in ("measured", "remembered"):
+        torch.manual_seed(0)
+        decision = autotune.choose(d2l.MODELS["lenet"].build(), loader, torch.device("cpu"),
+                                   (True, False), (None,))  # fmt: skip
+        assert decision.how == how
+        after.append(torch.get_rng_state())
+    assert torch.equal(*after)
