@@ -1,6 +1,9 @@
 # Two commands for a newcomer (see README.md):
-#   make lab    set up .venv and open the course in JupyterLab
-#   make test   set up .venv and run the unit tests + every notebook (nbval, quick mode)
+#   make lab       set up .venv and open the course in JupyterLab
+#   make test      set up .venv, then lint, twin check, unit tests and every English chapter under
+#                  nbval (quick mode), two workers: what a contributor runs on every change
+#   make test-all  the same plus the Chinese and solution notebooks and the browser, website,
+#                  2 GB memory-limit and torchrun tests (CI's command)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -9,7 +12,7 @@ STAMP  := $(VENV)/.installed
 BENCH  ?= .venv-bench
 SWITCH_MODELS ?= lenet,bn_lenet,resnet18,densenet,googlenet,nin,alexnet,vgg11_4
 
-.PHONY: setup lab test lint site site-env bench-env bench clean
+.PHONY: setup lab test test-all lint site site-env bench-env bench floor clean
 
 comma := ,
 # $(call bench_md,TITLE,SCRIPT AND ARGS,FILE): run benchmarks/SCRIPT, store its table under a
@@ -28,12 +31,19 @@ $(STAMP): requirements.txt pyproject.toml
 lab: setup
 	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
 
+# nbval strict over the notebooks, quick mode; -n 2: two workers (a file stays whole on one)
+PYTEST := D2LCNN_QUICK=1 $(BIN)/python -m pytest -n 2 --nbval --nbval-current-env \
+	--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600 -p no:cacheprovider
+
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python scripts/nbsync.py --check
-	D2LCNN_QUICK=1 $(BIN)/python -m pytest tests notebooks \
-		--nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
-		--nbval-cell-timeout=600 -p no:cacheprovider
+	$(PYTEST) -m "not full" --durations=15 tests notebooks
+
+test-all: setup
+	$(BIN)/ruff check .
+	$(BIN)/python scripts/nbsync.py --check
+	$(PYTEST) --durations=25 tests notebooks
 
 lint: setup
 	$(BIN)/ruff check .
@@ -81,5 +91,26 @@ bench: bench-env setup
 	$(call bench_md,Start-up: \`import torch\`$(comma) then \`import d2lcnn\` on top of it,startup.py,cpu-startup.md)
 	$(BENCH)/bin/python scripts/results_table.py
 
+# The oldest PyTorch the course declares (pyproject, requirements, environment.yml), proved: its
+# own environment with exactly that torch/torchvision, the unit tests of make test (no notebooks)
+# on it, the result stored in benchmarks/results/floor.md (tests/test_floors.py reads it). Not in
+# CI: it downloads that torch build (gigabytes).
+FLOOR        ?= .venv-floor
+FLOOR_TORCH  ?= 2.5.1
+FLOOR_VISION ?= 0.20.1
+
+floor:
+	$(PYTHON) -m venv $(FLOOR)
+	$(FLOOR)/bin/python -m pip install --upgrade pip
+	$(FLOOR)/bin/python -m pip install torch==$(FLOOR_TORCH) torchvision==$(FLOOR_VISION)
+	$(FLOOR)/bin/python -m pip install -r requirements.txt
+	{ echo "The unit tests on the oldest torch the course declares (\`make floor\`, $$(date +%F)):"; echo; \
+	  $(FLOOR)/bin/python -c 'import sys, torch, torchvision as tv; v = lambda m: m.__version__.split("+")[0]; print("Python " + sys.version.split()[0] + ", torch " + v(torch) + ", torchvision " + v(tv))'; \
+	  echo; echo '```'; \
+	  D2LCNN_QUICK=1 $(FLOOR)/bin/python -m pytest -n 2 -m "not full" -p no:cacheprovider -q tests \
+	    --deselect tests/test_floors.py::test_the_torch_floor_is_the_one_make_floor_proved 2>&1 | tail -n 15; \
+	  echo '```'; } > benchmarks/results/floor.md
+	cat benchmarks/results/floor.md
+
 clean:
-	rm -rf $(VENV) $(BENCH) build/book
+	rm -rf $(VENV) $(BENCH) $(FLOOR) build/book

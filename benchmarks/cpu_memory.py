@@ -1,4 +1,4 @@
-"""What keeping freed memory in the process (``d2l.device.keep_freed_cpu_memory``) does on a CPU.
+"""What keeping freed memory in the process (``d2l.memory.keep_freed_cpu_memory``) does on a CPU.
 
     python benchmarks/cpu_memory.py [--models lenet,resnet18] [--repeats 3]
 

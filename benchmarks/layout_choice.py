@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -43,7 +44,11 @@ VARIANTS = {
 
 def one_run(model: str, layout: object, precision: str) -> tuple[float, bool, str]:
     code = RUN.format(model=model, layout=layout, precision=precision)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # every process times its own choice (D2LCNN_REMEASURE): the question is what a fresh
+    # measurement picks, not what the first one remembered
+    env = {**os.environ, "D2LCNN_REMEASURE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=env)  # fmt: skip
     speed, nhwc, prec = json.loads(out.stdout.strip().splitlines()[-1])
     return speed, nhwc, prec
 
@@ -55,7 +60,7 @@ def main() -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     args = parser.parse_args()
     names = args.variants.split(",")
-    if not d2l.device.cpu_has_bf16():
+    if not d2l.precision.cpu_has_bf16():
         names = [n for n in names if not n.startswith("bf16")]
     runs: dict[str, list[tuple[float, bool, str]]] = {n: [] for n in names}
     for i in range(args.processes):

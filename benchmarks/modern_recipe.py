@@ -44,9 +44,10 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import d2lcnn as d2l  # noqa: E402
-from d2lcnn.device import autocast_candidates, describe_cpu  # noqa: E402
-from d2lcnn.layout import fastest  # noqa: E402
+from d2lcnn.autotune import fastest  # noqa: E402
+from d2lcnn.device import describe_cpu  # noqa: E402
 from d2lcnn.models import resnet18, resnet_block  # noqa: E402
+from d2lcnn.precision import autocast_candidates  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from switches import timed_steps  # noqa: E402  (the step timing of benchmarks/switches.py)
@@ -141,7 +142,7 @@ def switches(args: argparse.Namespace) -> None:
     """Print a Markdown table: examples/s of each switch variant (median, min-max of repeats)."""
     train_iter, _ = d2l.load_data_fashion_mnist(256, seed=0, quick=False)
     batches = list(itertools.islice(train_iter, 23))  # 3 warm-up + 20 timed steps
-    d2l.device.keep_freed_cpu_memory()
+    d2l.memory.keep_freed_cpu_memory()
     speeds: dict[str, list[float]] = {v: [] for v in SWITCHES}
     warm: dict[str, list[float]] = {v: [] for v in SWITCHES}
     for _ in range(args.repeats):

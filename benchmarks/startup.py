@@ -1,6 +1,15 @@
-"""How long ``import d2lcnn`` takes: ``import torch`` alone, then d2lcnn on top of it.
+"""How long ``import d2lcnn`` takes: ``import torch`` alone, then d2lcnn on top of it; and with
+``--phases``, where the time of a whole run of the book's LeNet recipe goes.
 
     python benchmarks/startup.py [--repeats 7]
+    python benchmarks/startup.py --phases [--repeats 5]
+
+``--phases``: fresh processes alternate between a *first run* (an empty cache folder: the
+layout/precision decision is timed) and a *remembered run* (the decision read from the cache),
+each running the book's LeNet recipe as chapter 3 does (``load_data_fashion_mnist(256)``, all
+60,000 training images, one epoch of ``train_ch6`` at lr 0.9, then the 10,000 test images), and
+tabulate the phases: ``import torch``, ``import d2lcnn``, data, the trainer's set-up (dry run,
+decision), its first step, the rest of the epoch, the test pass, and the whole process.
 
 A learner pays this at the top of every notebook and every ``python -m d2lcnn`` command. Each
 measurement is a fresh Python process started in the repository root (so it imports this
@@ -39,6 +48,69 @@ print(json.dumps({{"torch": t1 - t0, "d2lcnn": t2 - t1, "file": d2lcnn.__file__,
 """
 
 
+PHASES_CHILD = """
+import json, time
+t0 = time.perf_counter()
+import torch
+t1 = time.perf_counter()
+import d2lcnn as d2l
+t2 = time.perf_counter()
+train_iter, test_iter = d2l.load_data_fashion_mnist(256)
+t3 = time.perf_counter()
+torch.manual_seed(0)
+h = d2l.train(d2l.MODELS["lenet"].build(), train_iter, test_iter, 1, 0.9, seed=0, plot=False,
+              verbose=False)
+t4 = time.perf_counter()
+p = h.phases
+print(json.dumps({"import torch": t1 - t0, "import d2lcnn": t2 - t1, "data": t3 - t2,
+                  "dry run": p["dry run"], "decision": p["decision"],
+                  "other set-up": p["set-up"] - p["dry run"] - p["decision"],
+                  "first step": p["first step"], "epoch after it": p["training"] - p["first step"],
+                  "test": p["evaluation"], "train() in all": t4 - t3, "precision": h.precision,
+                  "nhwc": h.channels_last, "test acc": h[-1].test_acc}))
+"""
+PHASE_ROWS = ("import torch", "import d2lcnn", "data", "dry run", "decision", "other set-up",
+              "first step", "epoch after it", "test", "train() in all", "whole process")
+
+
+def phases_run(cache: Path) -> dict:
+    """One fresh process of the LeNet recipe with ``cache`` as its cache folder."""
+    env = {k: v for k, v in os.environ.items() if k not in ("D2LCNN_QUICK", "D2LCNN_REMEASURE")}
+    env["XDG_CACHE_HOME"] = str(cache)
+    tic = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", PHASES_CHILD], capture_output=True, text=True,
+                          cwd=ROOT, check=True, env=env)  # fmt: skip
+    whole = time.perf_counter() - tic
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "whole process": whole}
+
+
+def phases(repeats: int) -> None:
+    import tempfile
+
+    from d2lcnn.device import describe_cpu
+
+    remembered = Path(tempfile.mkdtemp(prefix="startup-remembered-"))
+    phases_run(remembered)  # warms the file cache and keeps the decision for the remembered runs
+    first, again = [], []
+    for _ in range(repeats):  # alternating, so a busy moment hits both alike
+        first.append(phases_run(Path(tempfile.mkdtemp(prefix="startup-first-"))))
+        again.append(phases_run(remembered))
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("torch", "torchvision"))
+    print(f"device: CPU: {describe_cpu()}; Python {platform.python_version()}, {versions}; "
+          f"{repeats} fresh processes of each kind, alternating; trained in "
+          f"{first[0]['precision']}{', NHWC' if first[0]['nhwc'] else ''}; test acc "
+          f"{first[0]['test acc']:.3f}")  # fmt: skip
+    print()
+    print("| phase | first run: median s (min-max) | remembered run: median s (min-max) |")
+    print("|---|---|---|")
+    for row in PHASE_ROWS:
+        cells = []
+        for runs in (first, again):
+            v = [r[row] for r in runs]
+            cells.append(f"{statistics.median(v):.3f} ({min(v):.3f}-{max(v):.3f})")
+        print(f"| {row} | {cells[0]} | {cells[1]} |")
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
@@ -64,7 +136,11 @@ def measure() -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--phases", action="store_true", help="a whole LeNet run, by phase")
     args = parser.parse_args()
+    if args.phases:
+        phases(args.repeats)
+        return 0
     measure()  # warm the file cache
     runs = [measure() for _ in range(args.repeats)]
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("torch", "torchvision"))

@@ -3,7 +3,8 @@
     python benchmarks/switches.py [--models lenet,resnet18] [--device auto] [--repeats 2]
 
 Times training steps (forward, backward, SGD step) on real Fashion-MNIST batches at the book's
-batch size and input size, alternating the variants, and prints examples/s for each. This is the
+batch size and input size, through ``d2lcnn.train`` itself (``max_steps``), alternating the
+variants, and prints examples/s for each. This is the
 measurement behind the defaults of ``channels_last='auto'`` and ``precision='auto'``; the last
 column shows the layout ``channels_last='auto'`` picks by timing one training pass in each.
 """
@@ -12,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 import d2lcnn as d2l
-from d2lcnn.device import autocast_candidates, autocast_dtype
-from d2lcnn.layout import fastest
+from d2lcnn.autotune import fastest
+from d2lcnn.precision import autocast_candidates, autocast_dtype
 
 VARIANTS = {
     "fp32": dict(channels_last=False, precision="fp32"),
@@ -39,8 +39,6 @@ def train_steps(model: str, device: torch.device, channels_last: bool, precision
     the ``torch.compile`` of the model. ``keep_cpu_memory`` sets the process's malloc up as
     ``d2l.train`` does on a CPU (``benchmarks/cpu_memory.py`` measures it off, in fresh processes).
     """
-    if keep_cpu_memory and device.type == "cpu":
-        d2l.device.keep_freed_cpu_memory()
     recipe = d2l.MODELS[model]
     arrays = d2l.load_arrays()
     batch = recipe.batch_size
@@ -49,37 +47,29 @@ def train_steps(model: str, device: torch.device, channels_last: bool, precision
                           resize=recipe.resize).to(device)  # fmt: skip
     torch.manual_seed(0)
     net = recipe.build().to(device)
-    return timed_steps(net, it, device, channels_last, autocast_dtype(device, precision), compiled)
+    batches = list(it)  # the same batches in both calls, already on the device
+    return timed_steps(net, batches, device, channels_last, autocast_dtype(device, precision),
+                       compiled, keep_cpu_memory=keep_cpu_memory)  # fmt: skip
 
 
-def timed_steps(net: nn.Module, batches: Iterable, device: torch.device, channels_last: bool,
+def timed_steps(net: nn.Module, batches: Sequence, device: torch.device, channels_last: bool,
                 dtype: torch.dtype | None, compiled: bool = False, warm_up_steps: int = 2,
-                momentum: float = 0.0) -> tuple[float, float]:  # fmt: skip
+                momentum: float = 0.0, keep_cpu_memory: bool = True) -> tuple[float, float]:  # fmt: skip
     """(seconds of the first ``warm_up_steps`` steps, examples/s after them) of SGD training of
-    ``net`` on ``batches`` (X: (B, C, H, W), y: (B,)) under autocast ``dtype`` (None: float32).
+    ``net`` on ``batches`` (X: (B, C, H, W), y: (B,)) under autocast ``dtype`` (None: float32),
+    measured through ``d2lcnn.train`` itself, so what is timed is what learners run: one call
+    trains the warm-up steps (kernel choice, allocation, the compile with ``compiled``), a second
+    call on the same network (``init=None`` keeps its weights) the timed ones (``max_steps``);
+    each call's epoch time is its training pass, set-up not included.
 
     Also the timing of ``benchmarks/modern_recipe.py --switches``."""
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    step_model = torch.compile(net) if compiled else net
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=momentum)
-    tic, warm_up, seen = time.perf_counter(), 0.0, 0
-    for i, (X, y) in enumerate(batches):
-        if i == warm_up_steps:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            warm_up, tic, seen = time.perf_counter() - tic, time.perf_counter(), 0
-        if channels_last:
-            X = X.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            loss = nn.functional.cross_entropy(step_model(X), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        seen += y.shape[0]
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return warm_up, seen / (time.perf_counter() - tic)
+    precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    common = dict(device=device, momentum=momentum, precision=precision,
+                  channels_last=channels_last, compile=compiled, init=None,
+                  keep_cpu_memory=keep_cpu_memory, plot=False, verbose=False)  # fmt: skip
+    warm = d2l.train(net, batches, None, 1, 0.01, max_steps=warm_up_steps, **common)
+    timed = d2l.train(net, batches, None, 1, 0.01, max_steps=len(batches) - warm_up_steps, **common)
+    return warm[0].seconds, timed[0].examples_per_sec
 
 
 def steps_per_second(model: str, device: torch.device, channels_last: bool, precision: str,

@@ -7,6 +7,12 @@ d2l.ai (``Classifier``, ``Trainer``, ``FashionMNIST``).
 
 The import stays light: torchvision is imported only to download a data set, and
 ``matplotlib.pyplot`` (``d2l.plt``) on first use (``python benchmarks/startup.py`` measures it).
+
+Modules, one job each (imports point down this list): ``classes`` (d2l 1.0's class API) ->
+``train`` (the one training loop) -> ``distributed`` (torchrun), ``checkpoint`` (save, resume,
+random states), ``autotune`` (layout and precision, timed once and remembered), ``data``
+(Fashion-MNIST, batches) -> ``device``, ``precision``, ``memory``, ``settings``, ``metrics``,
+``plot``, ``summary``, ``ops``, ``models``.
 """
 
 from .aliases import (  # d2l's framework aliases (d2l.tensor, d2l.size, ...): aliases.py
@@ -91,9 +97,10 @@ from .ops import (
     pool2d,
 )
 from .plot import Animator, set_figsize, show_images, use_svg_display
-from .quick import is_quick, pick_setting
+from .settings import is_quick, pick_setting
 from .summary import LayerError, Summary, layer_summary, print_shapes
 from .train import (
+    DeviceMemoryError,
     EpochStats,
     History,
     evaluate_accuracy_gpu,
@@ -102,7 +109,7 @@ from .train import (
     train_ch6,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place the version is written (pyproject.toml reads it)
 
 __all__ = [
     # d2l drop-in names
@@ -119,7 +126,7 @@ __all__ = [
     "batch_norm", "conv_output_size", "corr2d_multi_in", "corr2d_multi_in_out",
     "corr2d_multi_in_out_1x1", "pool2d",
     # training
-    "EpochStats", "History", "init_xavier", "load_checkpoint", "resolve_device", "save_checkpoint",
+    "DeviceMemoryError", "EpochStats", "History", "init_xavier", "load_checkpoint", "resolve_device", "save_checkpoint",
     "train",
     # several processes (torchrun)
     "DistributedError", "World", "init_distributed", "is_main", "world",

@@ -1,4 +1,4 @@
-"""Command line: ``python -m d2lcnn train MODEL ...`` and ``python -m d2lcnn bench ...``."""
+"""Command line: ``python -m d2lcnn train MODEL ...`` (the benchmarks live in ``benchmarks/``)."""
 
 from __future__ import annotations
 
@@ -52,18 +52,10 @@ def train_command(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"train": train_command}
-    if not argv or argv[0] not in ("train", "bench"):
-        print(
-            "usage: python -m d2lcnn {train,bench} ...  (add --help after a command)",
-            file=sys.stderr,
-        )
+    if not argv or argv[0] != "train":
+        print("usage: python -m d2lcnn train MODEL ...  (add --help after train)", file=sys.stderr)
         return 2
-    if argv[0] == "bench":
-        from .bench import main as bench_main
-
-        return bench_main(argv[1:])
-    return commands[argv[0]](argv[1:])
+    return train_command(argv[1:])
 
 
 if __name__ == "__main__":

@@ -1,15 +1,19 @@
-"""Checkpoints: save atomically, load with messages that say what a file is not."""
+"""Checkpoints: save atomically, load with messages that say what a file is not; and the random
+states a run depends on (torch's, Python's, NumPy's, a data iterator's generator), as tensors and
+numbers that ``torch.load(weights_only=True)`` reads back."""
 
 from __future__ import annotations
 
 import os
+import random
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["load_checkpoint", "save_checkpoint"]
+__all__ = ["load_checkpoint", "random_state", "save_checkpoint", "set_random_state"]
 
 
 def save_checkpoint(path: str | os.PathLike, net: nn.Module, **extra: object) -> Path:
@@ -66,3 +70,33 @@ def load_checkpoint(
             f"layer sizes): build the network the checkpoint was saved from.\n{err}"
         ) from None
     return state
+
+
+def random_state(generator: torch.Generator | None = None) -> dict:
+    """Every random state a training run draws from: torch's (CPU and each CUDA device's),
+    Python's, NumPy's and ``generator``'s (a data iterator's shuffle), in a form a checkpoint
+    stores (tensors, numbers, lists)."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        "python": [version, list(internal), gauss],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+    }
+    if generator is not None:
+        state["generator"] = generator.get_state()
+    return state
+
+
+def set_random_state(state: dict, generator: torch.Generator | None = None) -> None:
+    """Restore what :func:`random_state` returned (``generator``'s too, when it was kept)."""
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if generator is not None and "generator" in state:
+        generator.set_state(state["generator"].cpu())

@@ -242,7 +242,7 @@ class FashionMNIST(DataModule):
         self._iters = {True: train_iter, False: val_iter}
         self._views = {True: train_iter.dataset, False: val_iter.dataset}
         self.train, self.val = self._views[True], self._views[False]
-        self._subsets: dict[int, ImageBatches] = {}
+        self._subsets: dict[bool, tuple[object, ImageBatches]] = {}  # train/val: (Subset, batches)
 
     def text_labels(self, indices: Sequence[int] | torch.Tensor) -> list[str]:
         """Class names of label indices."""
@@ -260,12 +260,16 @@ class FashionMNIST(DataModule):
         if data is self._views[train]:
             return batches
         if isinstance(data, torch.utils.data.Subset) and data.dataset is self._views[train]:
-            if id(data) not in self._subsets:
+            # keyed by the Subset object itself, which the cache holds: an id() would be given
+            # to the next Subset once this one is freed, and serve it this one's batches
+            cached = self._subsets.get(train)
+            if cached is None or cached[0] is not data:
                 keep = torch.as_tensor(list(data.indices), dtype=torch.long)
-                self._subsets = {id(data): ImageBatches(
+                cached = (data, ImageBatches(
                     batches.images[keep], batches.labels[keep], batches.batch_size,
-                    shuffle=train, resize=batches.resize, seed=batches.seed)}  # fmt: skip
-            return self._subsets[id(data)]
+                    shuffle=train, resize=batches.resize, seed=batches.seed))  # fmt: skip
+                self._subsets[train] = cached
+            return cached[1]
         return torch.utils.data.DataLoader(data, self.batch_size, shuffle=train)
 
     def visualize(self, batch: Sequence[torch.Tensor], nrows: int = 1, ncols: int = 8,
@@ -308,9 +312,13 @@ class Trainer(HyperParameters):
         self.model = model
 
     def prepare_batch(self, batch: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """d2l's: the batch on the trainer's device (``fit`` places data itself; overriding this
+        changes nothing, and ``fit`` warns when a subclass does)."""
         return [a.to(self.device) for a in batch]
 
     def clip_gradients(self, grad_clip_val: float, model: nn.Module) -> None:
+        """d2l's: clip the gradients' global norm. ``fit`` clips through ``gradient_clip_val``
+        (:func:`d2lcnn.train`'s ``grad_clip``); overriding this changes nothing, with a warning."""
         nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], grad_clip_val)
 
     def fit(self, model: Module, data: DataModule) -> History:
@@ -318,6 +326,7 @@ class Trainer(HyperParameters):
         self.prepare_data(data)
         self.prepare_model(model)
         _warn_unused_steps(model)
+        _warn_unused_hooks(self)
         self.optim = model.configure_optimizers()
         self.epoch = self.train_batch_idx = self.val_batch_idx = 0
         self.history = self._train(self.max_epochs)
@@ -352,5 +361,16 @@ def _warn_unused_steps(model: Module) -> None:
                 f"{type(model).__name__} overrides {name}, which d2lcnn's Trainer.fit does not "
                 "call: it trains with model.loss on model.forward (d2lcnn.train, the course's "
                 "training loop).",
+                stacklevel=3,
+            )
+
+
+def _warn_unused_hooks(trainer: Trainer) -> None:
+    for name in ("prepare_batch", "clip_gradients"):
+        if getattr(type(trainer), name) is not getattr(Trainer, name):
+            warnings.warn(
+                f"{type(trainer).__name__} overrides {name}, which d2lcnn's Trainer.fit does not "
+                "call: d2lcnn.train places the batches itself and clips with "
+                "Trainer(gradient_clip_val=...).",
                 stacklevel=3,
             )

@@ -31,7 +31,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .quick import QUICK_TEST, QUICK_TRAIN, is_quick, quick_banner
+from .settings import (
+    QUICK_TEST,
+    QUICK_TEST_LARGE,
+    QUICK_TRAIN,
+    QUICK_TRAIN_LARGE,
+    cache_root,
+    is_quick,
+    quick_banner,
+)
 
 __all__ = [
     "FASHION_MNIST_LABELS",
@@ -99,8 +107,7 @@ def _check_name(dataset: str) -> str:
 
 def cache_dir(dataset: str = "fashion-mnist") -> Path:
     """The user cache folder for ``dataset`` (created only when a download needs it)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "d2lcnn" / _check_name(dataset)
+    return cache_root() / _check_name(dataset)
 
 
 def data_sources(
@@ -304,13 +311,18 @@ def _check_resize(resize: object) -> tuple[int, int] | None:
     return int(pair[0]), int(pair[1])
 
 
-def quick_train_size(batch_size: int) -> int:
-    """Training images in quick mode: ``QUICK_TRAIN``, or 5 batches when batches are larger.
-
-    Code written for d2l updates its plot every ``len(train_iter) // 5`` batches and divides by
-    that number: with fewer than 5 batches it fails with ZeroDivisionError.
+def quick_sizes(batch_size: int, resize: tuple[int, int] | None) -> tuple[int, int]:
+    """(training, test) images in quick mode: ``QUICK_TRAIN`` / ``QUICK_TEST``; at inputs of
+    96x96 and more (AlexNet, VGG, NiN, GoogLeNet at the book's sizes) ``QUICK_TRAIN_LARGE`` /
+    ``QUICK_TEST_LARGE``, because a quick run checks that the chapter's code runs and trains,
+    not how well, and there one image costs what a hundred 28x28 images do. Never fewer than 5
+    batches of training images: code written for d2l updates its plot every
+    ``len(train_iter) // 5`` batches and divides by that number (ZeroDivisionError below 5).
     """
-    return max(QUICK_TRAIN, 5 * batch_size)
+    h, w = resize or (28, 28)
+    large = h * w >= 96 * 96
+    train, test = (QUICK_TRAIN_LARGE, QUICK_TEST_LARGE) if large else (QUICK_TRAIN, QUICK_TEST)
+    return max(train, 5 * batch_size), test
 
 
 class _ImageDataset(torch.utils.data.Dataset):
@@ -385,14 +397,25 @@ class ImageBatches:
         return X, self.labels[idx]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.iter_from(0)
+
+    def iter_from(self, batch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The pass ``iter(self)`` gives (the same shuffle drawn), from batch ``batch`` on: a
+        resumed epoch skips the batches it had trained without building them."""
         n, bs = self.num_examples, self.batch_size
         order = None
         if self.shuffle:
             order = torch.randperm(n, generator=self._generator).to(self.device)
-        for start in range(0, n, bs):
+        for start in range(batch * bs, n, bs):
             yield self._make(
                 slice(start, start + bs) if order is None else order[start : start + bs]
             )
+
+    @property
+    def generator(self) -> torch.Generator:
+        """The generator every shuffled pass draws its order from (its state is what a
+        checkpoint keeps to resume with the same orders)."""
+        return self._generator
 
     def to(self, device: torch.device | str) -> ImageBatches:
         """The same batches with the data resident on ``device`` (copied once, then reused)."""
@@ -435,8 +458,9 @@ def _load(
         keep = balanced_subset(train_y, train_size)
         train_x, train_y = train_x[keep], train_y[keep]
     if is_quick() if quick is None else quick:
-        tr = balanced_subset(train_y, min(quick_train_size(batch_size), len(train_y)))
-        te = balanced_subset(test_y, QUICK_TEST)
+        n_train, n_test = quick_sizes(batch_size, resize)
+        tr = balanced_subset(train_y, min(n_train, len(train_y)))
+        te = balanced_subset(test_y, min(n_test, len(test_y)))
         train_x, train_y, test_x, test_y = train_x[tr], train_y[tr], test_x[te], test_y[te]
         quick_banner(f"{dataset}: {len(tr):,} train / {len(te):,} test images, class-balanced")
     train = ImageBatches(train_x, train_y, batch_size, shuffle=True, resize=resize, seed=seed)

@@ -19,7 +19,7 @@ from .ops import batch_norm
 __all__ = [
     "BatchNorm", "DenseBlock", "Inception", "MODELS", "Recipe", "ResNeXtBlock", "Residual",
     "alexnet", "bn_lenet", "bn_lenet_scratch", "conv_block", "densenet", "googlenet", "lenet",
-    "lenet_modern", "nin", "nin_block", "resnet18", "resnet18_small", "resnet_block", "transition_block", "vgg",
+    "nin", "nin_block", "resnet18", "resnet18_small", "resnet_block", "transition_block", "vgg",
     "vgg_block", "vgg11", "VGG11_ARCH",
 ]  # fmt: skip
 
@@ -39,21 +39,6 @@ def lenet() -> nn.Sequential:
     )  # fmt: skip
 
 
-def lenet_modern() -> nn.Sequential:
-    """LeNet with ReLU and max pooling. Input (N, 1, 28, 28)."""
-    return nn.Sequential(
-        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.ReLU(),
-        nn.MaxPool2d(kernel_size=2, stride=2),
-        nn.Conv2d(6, 16, kernel_size=5), nn.ReLU(),
-        nn.MaxPool2d(kernel_size=2, stride=2),
-        nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
-        nn.Linear(120, 84), nn.ReLU(),
-        nn.Linear(84, 10),
-    )  # fmt: skip
-
-
-# --- Chapter 5: AlexNet ------------------------------------------------------------------------
 def alexnet() -> nn.Sequential:
     """AlexNet for 1-channel 224x224 inputs, 10 classes."""
     return nn.Sequential(

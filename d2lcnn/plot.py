@@ -6,15 +6,15 @@ notebook's ``%matplotlib inline`` or ``MPLBACKEND`` choose the backend first.
 
 Chinese figure text (the notebooks of notebooks/zh) is drawn with the font bundled in
 d2lcnn/fonts/, a subset of Noto Sans CJK SC: nothing to install on Binder, Colab or CI. It is
-registered with matplotlib as soon as matplotlib can draw text and d2lcnn is imported, whichever
-comes first (see :func:`register_cjk_font`), without importing matplotlib itself.
+registered with matplotlib when d2lcnn first draws or hands out pyplot (``d2l.plt``,
+``Animator``, ``show_images``, ``set_figsize``; :func:`register_cjk_font`), or at import when
+matplotlib is already loaded (a notebook's ``%matplotlib inline``); d2lcnn never imports
+matplotlib itself, nor hooks the import system. A script that imports d2lcnn first and then
+draws Chinese text with its own ``import matplotlib.pyplot`` uses ``d2l.plt`` instead.
 """
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import sys
 import warnings
 from collections.abc import Sequence
@@ -75,48 +75,8 @@ def register_cjk_font() -> None:
     rc["font.sans-serif"] = [*sans[:at], CJK_FAMILY, *sans[at:]]
 
 
-class _RegisterWhenLoaded(importlib.abc.MetaPathFinder):
-    """Registers the CJK font right after ``matplotlib.font_manager`` is first imported (by
-    pyplot, ``%matplotlib inline`` or anything that draws text), if d2lcnn came first."""
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != "matplotlib.font_manager":
-            return None
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)  # once; the other finders find the module
-        spec = importlib.util.find_spec(fullname)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _ThenRegister(spec.loader)
-        return spec
-
-
-class _ThenRegister(importlib.abc.Loader):
-    """A module loader that registers the CJK font once the module has run."""
-
-    def __init__(self, loader: importlib.abc.Loader) -> None:
-        self.loader = loader
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.loader, name)
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        return self.loader.create_module(spec)
-
-    def exec_module(self, module: ModuleType) -> None:
-        module.__loader__ = module.__spec__.loader = self.loader  # the module's own loader
-        self.loader.exec_module(module)
-        try:
-            register_cjk_font()
-        except Exception as err:  # never break matplotlib's import over a font
-            warnings.warn(f"d2lcnn: could not register the CJK font: {err!r}", stacklevel=2)
-
-
-if "matplotlib.font_manager" in sys.modules:  # pyplot came first (``%matplotlib inline``)
-    register_cjk_font()
-else:
-    sys.meta_path.insert(0, _RegisterWhenLoaded())
+if "matplotlib.font_manager" in sys.modules:  # pyplot came first (``%matplotlib inline``): the
+    register_cjk_font()  # font is registered now, at no cost (no import of matplotlib here)
 
 
 def _pyplot() -> ModuleType:

@@ -74,7 +74,7 @@ def _run_with_hooks(
     try:
         with torch.no_grad():
             return net(X)
-    except LayerError:
+    except (LayerError, torch.OutOfMemoryError):  # out of memory: not the layer's shape
         raise
     except Exception as err:
         if not failing:

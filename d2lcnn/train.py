@@ -1,49 +1,54 @@
 """The training loop: ``train()`` with the speed switches, and d2l's ``train_ch6`` on top of it.
 
-One loop, read top to bottom in four phases: :func:`_set_up` (device, lazy layers, initialisation,
-precision, layout, optimizer, checkpoint to resume), :func:`_train_epoch`, :func:`_evaluate` and
-:func:`_finish`. ``train_ch6``, the d2l 1.0 ``Trainer.fit`` (:mod:`d2lcnn.classes`) and the command
-line are ways into it. What makes it fast, each switch explicit:
+One loop, read top to bottom in phases: :func:`_validate` (every argument, before anything with a
+process-wide effect), :func:`_set_up` (device, lazy layers, initialisation, precision and layout,
+optimizer, checkpoint to resume), :func:`_train_epoch`, :func:`_evaluate` and :func:`_finish`.
+``train_ch6``, the d2l 1.0 ``Trainer.fit`` (:mod:`d2lcnn.classes`), the command line, torchrun and
+the benchmarks (``benchmarks/``, through ``max_steps``) are ways into it. What makes it fast, each
+switch explicit and measured in ``benchmarks/`` (figures, with the CPU, torch version and commit
+they came from, in ``benchmarks/results/``, not here):
 
 * data resident on the training device as uint8, batches by index, resize on the device
   (:class:`d2lcnn.data.ImageBatches`);
 * no host-device synchronisation per batch: loss and accuracy are summed on the device and read
-  a few times per epoch (CUDA) — on the CPU reading them is free, so every batch is checked;
+  a few times per epoch (CUDA) -- on the CPU reading them is free, so every batch is checked;
 * ``precision='auto'``: bfloat16 autocast on CUDA GPUs of capability 8.0 and newer, float16 with
-  loss scaling on capability 7.x (:func:`d2lcnn.device.autocast_dtype`); on a CPU float32, or
-  bfloat16 where it has bf16 instructions and timed passes find bf16 faster
-  (:mod:`d2lcnn.layout`: it is for ResNet-18 and AlexNet, not for LeNet or BN-LeNet);
+  loss scaling on capability 7.x (:mod:`d2lcnn.precision`); on a CPU float32, or bfloat16 where
+  it has bf16 instructions and timed passes find bf16 faster (``switches.py``);
 * ``channels_last='auto'``: NHWC or NCHW memory format, whichever timed training passes find
-  faster (:mod:`d2lcnn.layout`). Measured on a 2-core CPU (``benchmarks/switches.py``): NHWC is
-  +10-35 % for AlexNet, VGG, NiN, GoogLeNet, ResNet, DenseNet and +25 % for LeNet, but -30 % for
-  BN-LeNet, so no fixed choice is right for every model. A model that calls ``.view()`` on a
-  convolution's output cannot run on NHWC activations: ``'auto'`` keeps NCHW and says so;
-* fused optimizer steps for Adam, AdamW and SGD with momentum (``benchmarks/optimizer_step.py``:
-  4-6x faster steps than foreach for AlexNet's, VGG's and ResNet's parameters on a 2-core CPU);
-* ``keep_cpu_memory=True`` (CPU): glibc's malloc keeps freed blocks for the next step instead of
-  handing them back to the kernel and faulting in fresh zeroed pages every step
-  (``benchmarks/cpu_memory.py`` on a 2-core CPU: LeNet 1.37x, ResNet-18 1.17x, DenseNet 1.56x,
-  peak memory +6-35 %; a process-wide setting, see :func:`d2lcnn.device.keep_freed_cpu_memory`);
+  faster: no fixed choice is right for every model (``switches.py``). Both choices are timed
+  once per machine, model, input and batch size and remembered (:mod:`d2lcnn.autotune`), so a
+  rerun trains in the same precision and layout, bit for bit the same run;
+* fused optimizer steps for Adam, AdamW and SGD with momentum (``optimizer_step.py``);
+* ``keep_cpu_memory=True`` (CPU): glibc's malloc keeps freed blocks for the next step
+  (``cpu_memory.py``; a process-wide setting, :func:`d2lcnn.memory.keep_freed_cpu_memory`);
 * several processes: under ``torchrun`` the same call trains with DistributedDataParallel, each
   rank on its share of every global batch, metrics all-reduced, rank 0 alone printing, plotting
   and saving (:mod:`d2lcnn.distributed`; one process is unchanged);
-* ``compile=True``: ``torch.compile``, off by default: on a 2-core CPU a first compile of LeNet
-  takes about 11 s and the compiled steps were no faster (``benchmarks/compile_cost.py``).
+* ``compile=True``: ``torch.compile``, off by default (``compile_cost.py``: a first compile costs
+  seconds that a course-sized run does not win back on a CPU).
 
 Three options of chapter 13's recipe, each built by hand in that chapter first: ``augment`` (a
 function applied to every training batch on the training device), ``ema`` (evaluate an
 exponential moving average of the weights, ``torch.optim.swa_utils.AveragedModel``) and ``tta``
 (test-time augmentation: average the predictions for each test image and its mirror image).
-"""
+
+A checkpoint holds everything the rest of the run depends on (weights, optimizer, schedule, loss
+scaler, average, history, every random state, the data order and the position in the epoch), so
+a run resumed in a new process continues exactly as the run that was never stopped. Ctrl-C
+finishes the step in progress (a second Ctrl-C stops at once) and saves that point."""
 
 from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -53,24 +58,19 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from . import distributed as dist_
-from .checkpoint import load_checkpoint, save_checkpoint
+from .autotune import Decision, choose, probe_batch
+from .checkpoint import load_checkpoint, random_state, save_checkpoint, set_random_state
 from .data import ImageBatches
-from .device import (
-    autocast,
-    autocast_candidates,
-    describe_device,
-    keep_freed_cpu_memory,
-    low_memory,
-    precision_name,
-    resolve_device,
-)
-from .layout import fastest, probe_batch
+from .device import describe_device, resolve_device
+from .memory import keep_freed_cpu_memory, low_memory, memory_limit
 from .metrics import correct_count
 from .plot import Animator, in_notebook
-from .quick import QUICK_EPOCHS, is_quick, quick_banner
+from .precision import autocast, autocast_candidates, autocast_dtype, precision_name
+from .settings import QUICK_EPOCHS, is_quick, quick_banner
 from .summary import LayerError, check_forward
 
 __all__ = [
+    "DeviceMemoryError",
     "EpochStats",
     "History",
     "evaluate_accuracy_gpu",
@@ -106,6 +106,9 @@ class History:
     interrupted: bool = False  #: True when Ctrl-C stopped training early
     precision: str = ""  #: 'fp32', 'bf16 autocast' or 'fp16 autocast'
     channels_last: bool = False  #: the memory format training used
+    #: seconds of the phases of the call (``'set-up'``, of it ``'dry run'`` and ``'decision'``;
+    #: ``'first step'``, ``'training'``, ``'evaluation'``): benchmarks/startup.py tabulates them
+    phases: dict[str, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.epochs)
@@ -165,8 +168,10 @@ def _evaluate_sums(
 
     ``tta=True``: the prediction for each image (B, C, H, W) is the mean of the softmax
     probabilities for it and for its mirror image ``X.flip(-1)``; its log is the score (B, classes)
-    the loss and the accuracy are computed from."""
-    net.eval()
+    the loss and the accuracy are computed from. ``net`` may also be a plain function of a batch
+    (d2l's multi-GPU section evaluates a closure over its parameters)."""
+    if isinstance(net, nn.Module):
+        net.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
     loss_sum = torch.zeros((), device=device)
     n = 0
@@ -200,7 +205,7 @@ def evaluate_accuracy_gpu(
     ``tta=True``: each image is classified by the mean prediction for it and its mirror image.
     """
     if device is None:
-        p = next(iter(net.parameters()), None)
+        p = next(iter(net.parameters()), None) if isinstance(net, nn.Module) else None
         device = p.device if p is not None else torch.device("cpu")
     _check_recipe(None, None, tta)
     # this process's share of the data (under torchrun)
@@ -218,8 +223,8 @@ def _optimizer(
     loss_scaling: bool = False,
 ) -> torch.optim.Optimizer:
     # Fused steps update all parameters in one kernel; benchmarks/optimizer_step.py measures
-    # them against foreach on this CPU (Adam 4-5x faster per step, SGD with momentum 1.7x);
-    # plain SGD stays foreach (no faster fused). Fused kernels exist for CPU and CUDA tensors.
+    # them against foreach (results/cpu-optimizer-step.md); plain SGD stays foreach (no faster
+    # fused). Fused kernels exist for CPU and CUDA tensors.
     # Not fused SGD under float16 loss scaling: in torch 2.14 a step the GradScaler skips still
     # writes the overflowed gradient into fused SGD's momentum buffer (garbage then NaN weights;
     # tests/test_train.py trains fp16 with momentum); fused Adam skips correctly.
@@ -279,38 +284,73 @@ def _check_recipe(augment: object, ema: object, tta: object) -> None:
         raise ValueError(f"tta must be True or False, not {tta!r}.")
 
 
-@dataclass
-class _Run:
-    """Everything the phases of one :func:`train` call share."""
+@dataclass(frozen=True)
+class _Config:
+    """What one :func:`train` call fixed before its first step (validated, never changed)."""
 
-    net: nn.Module
-    model: Callable  #: ``net``, wrapped in DDP under torchrun, compiled with ``compile=True``
-    train_iter: Iterable
-    test_iter: Iterable
     device: torch.device
     dtype: torch.dtype | None
     nhwc: bool
-    opt: torch.optim.Optimizer
-    sched: object
-    scaler: torch.amp.GradScaler | None
     loss_fn: LossFn
     grad_clip: float | None
     lr: float
     num_epochs: int
     num_batches: int
-    history: History
-    start_epoch: int
     checkpoint: Path | None
-    animator: Animator | None
     curves: tuple[str, ...]
     verbose: bool
-    world: dist_.World = dist_.World()
-    augment: Callable[[torch.Tensor], torch.Tensor] | None = None
+    world: dist_.World
+    augment: Callable[[torch.Tensor], torch.Tensor] | None
+    tta: bool
+    max_steps: int | None
+
+
+@dataclass
+class _Position:
+    """Where an epoch is: what a checkpoint written in the middle of it must keep to go on."""
+
+    epoch: int = 0
+    batches: int = 0  #: batches of ``epoch`` trained so far
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    seconds: float = 0.0
+    epoch_random: dict | None = None  #: the random states as the epoch began (its data order)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Run:
+    """The changing state of one :func:`train` call; ``cfg`` holds what stays fixed."""
+
+    cfg: _Config
+    net: nn.Module
+    model: Callable  #: ``net``, wrapped in DDP under torchrun, compiled with ``compile=True``
+    train_iter: Iterable
+    test_iter: Iterable
+    opt: torch.optim.Optimizer
+    sched: object
+    scaler: torch.amp.GradScaler | None
+    history: History
+    start_epoch: int = 0
+    animator: Animator | None = None
     ema: AveragedModel | None = None  #: the averaged copy of ``net`` that ``ema=`` evaluates
-    tta: bool = False
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
-    position: tuple[int, int] = (0, 0)  #: (epoch, batch) being trained, for the Ctrl-C message
+    steps: int = 0  #: optimisation steps taken by this call
+    position: _Position = field(default_factory=_Position)  #: the epoch in progress
+    resume_at: _Position | None = None  #: a checkpoint's unfinished epoch, to continue
+    sums: tuple[torch.Tensor, torch.Tensor] | None = None  #: the epoch's loss and correct sums
+    phase: str = "set-up"  #: for the out-of-memory message
+
+
+class DeviceMemoryError(RuntimeError):
+    """The device ran out of memory; the message says in which phase, at which batch and input
+    size, and which batch size to try. ``.history`` holds the epochs finished before it."""
+
+    history: History
 
 
 def train(
@@ -333,12 +373,14 @@ def train(
     tta: bool = False,
     precision: str = "auto",
     channels_last: bool | str = "auto",
+    remeasure: bool = False,
     compile: bool = False,
     keep_cpu_memory: bool | str = "auto",
     init: str | Callable[[nn.Module], None] | None = "xavier",
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     seed: int | None = None,
+    max_steps: int | None = None,
     plot: bool | str = "auto",
     curves: Sequence[str] = ("train loss", "train acc", "test acc"),
     verbose: bool = True,
@@ -372,44 +414,140 @@ def train(
     on GPUs, gloo on CPUs), trains in DistributedDataParallel on ``cuda:LOCAL_RANK`` or the CPU,
     and the batch size of the data is the global batch (``B / N`` per rank; it must divide).
     """
-    run = _set_up(**locals())  # every argument, by name
+    args = dict(locals())  # every argument, by name
+    _validate(**args)  # every argument, before anything with a process-wide effect
+    tic = time.perf_counter()
+    run = _set_up(**args)
+    run.history.phases["set-up"] = time.perf_counter() - tic
+    interrupts = _Interrupts()
     try:
-        for epoch in range(run.start_epoch, run.num_epochs):
-            loss, acc, seconds, seen = _train_epoch(run, epoch)
-            tic = time.perf_counter()
-            test_acc, test_loss = math.nan, math.nan  # no test data: d2l 1.0 allows it
-            if run.test_iter is not None:
-                test_acc, test_loss = _evaluate(run)
-            run.eval_seconds += time.perf_counter() - tic
-            _end_epoch(run, EpochStats(epoch + 1, loss, acc, test_acc, seconds, seen / seconds,
-                                       test_loss))  # fmt: skip
+        with _step_boundaries(interrupts):
+            for epoch in range(run.start_epoch, run.cfg.num_epochs):
+                loss, acc, seconds, seen = _train_epoch(run, epoch, interrupts)
+                run.phase = "evaluation"
+                tic = time.perf_counter()
+                test_acc, test_loss = math.nan, math.nan  # no test data: d2l 1.0 allows it
+                if run.test_iter is not None:
+                    test_acc, test_loss = _evaluate(run)
+                run.eval_seconds += time.perf_counter() - tic
+                _end_epoch(run, EpochStats(epoch + 1, loss, acc, test_acc, seconds, seen / seconds,
+                                           test_loss))  # fmt: skip
+                if run.cfg.max_steps is not None and run.steps >= run.cfg.max_steps:
+                    break
     except KeyboardInterrupt:
         run.history.interrupted = True
-        epoch, batch = run.position
-        if run.verbose:
-            print(f"Interrupted in epoch {epoch + 1}, batch {batch + 1}: the model keeps its "
-                  f"weights, the history keeps {len(run.history)} finished epoch(s).",
+        pos = run.position
+        torn = interrupts.torn  # a second Ctrl-C inside a step: keep the last epoch's checkpoint
+        kept = ("; the checkpoint resumes at the last finished epoch" if torn
+                else "; the checkpoint resumes at this step")  # fmt: skip
+        if run.cfg.verbose:
+            print(f"Interrupted in epoch {pos.epoch + 1} after {pos.batches} of "
+                  f"{run.cfg.num_batches} batches: the model keeps its weights, the history "
+                  f"{len(run.history)} finished epoch(s){kept if run.cfg.checkpoint else ''}.",
                   file=sys.stderr)  # fmt: skip
-        _save(run)
+        if not torn:
+            _save(run, mid_epoch=True)
+    except _OUT_OF_MEMORY as err:
+        raise _out_of_memory(run, err) from None
     if run.ema is not None:  # what was evaluated is what the learner keeps
         run.net.load_state_dict(run.ema.module.state_dict())
+    run.history.phases.update(training=run.train_seconds, evaluation=run.eval_seconds)
     _finish(run)
     return run.history
 
 
-def _set_up(
+_OUT_OF_MEMORY = (torch.OutOfMemoryError,)  #: CUDA's and mps's "out of memory"
+
+
+class _Interrupts:
+    """Ctrl-C (SIGINT) while a batch is being trained is held until its step is done, so the
+    weights, optimizer, sums and random states are never left half-updated: the loop then stops
+    at that step boundary (:meth:`check`). Elsewhere (data loading, evaluation), and at a second
+    Ctrl-C, it interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.holding = False
+        self.torn = False  #: a second Ctrl-C stopped a step half-way: its state is not kept
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.holding and not self.requested:
+            self.requested = True
+            return
+        self.torn = self.holding
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        self.holding = False
+        if self.requested:
+            raise KeyboardInterrupt
+
+
+@contextmanager
+def _step_boundaries(interrupts: _Interrupts) -> Iterator[None]:
+    """``interrupts`` installed as the SIGINT handler for the loop (in the main thread only, where
+    Python handles signals; elsewhere Ctrl-C is left as it is)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, interrupts)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _validate(
     net, train_iter, test_iter, num_epochs, lr, device, *, optimizer, momentum, weight_decay,
     label_smoothing, loss, grad_clip, schedule, augment, ema, tta, precision, channels_last,
-    compile, keep_cpu_memory, init, checkpoint, resume, seed, plot, curves, verbose,
-) -> _Run:  # fmt: skip
-    """Phase 1: check the arguments, place model and data, materialise lazy layers, initialise,
-    choose precision and layout, build optimizer and schedule, resume, announce."""
+    remeasure, compile, keep_cpu_memory, init, checkpoint, resume, seed, max_steps, plot, curves,
+    verbose,
+) -> None:  # fmt: skip
+    """Phase 0: every argument checked, with a message that says how to fix it, before anything
+    with an effect beyond this call (joining a process group, the allocator, seeding)."""
+    if not isinstance(net, nn.Module):
+        raise ValueError(f"net must be a torch.nn.Module, not {type(net).__name__}.")
     _check_positive("num_epochs", num_epochs)
     _check_positive("lr", lr, float)
     _check_recipe(augment, ema, tta)
     unknown = [c for c in curves if c not in _CURVES]
     if unknown:
         raise ValueError(f"curves must be chosen from {sorted(_CURVES)}, not {unknown}.")
+    if not (isinstance(optimizer, torch.optim.Optimizer)
+            or (isinstance(optimizer, str) and optimizer.lower() in ("sgd", "adam", "adamw"))):  # fmt: skip
+        raise ValueError(f"optimizer must be 'sgd', 'adam', 'adamw' or a torch.optim.Optimizer, "
+                         f"not {optimizer!r}.")  # fmt: skip
+    if schedule not in (None, "cosine", "onecycle"):
+        raise ValueError(f"schedule must be None, 'cosine' or 'onecycle', not {schedule!r}.")
+    if not (init in (None, "xavier") or callable(init)):
+        raise ValueError(f"init must be 'xavier', a function or None, not {init!r}.")
+    if channels_last not in (True, False, "auto"):
+        raise ValueError(f"channels_last must be True, False or 'auto', not {channels_last!r}.")
+    if keep_cpu_memory not in (True, False, "auto"):
+        raise ValueError(f"keep_cpu_memory must be True, False or 'auto', not "
+                         f"{keep_cpu_memory!r}.")  # fmt: skip
+    if plot not in (True, False, "auto"):
+        raise ValueError(f"plot must be True, False or 'auto', not {plot!r}.")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"seed must be an integer or None, not {seed!r}.")
+    if max_steps is not None:
+        _check_positive("max_steps", max_steps)
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs the checkpoint to resume from: pass "
+                         "checkpoint='path/to/file.pt' too.")  # fmt: skip
+    autocast_dtype(torch.device("cpu"), precision)  # the name (the device is checked next)
+    if not dist_.launched():  # under torchrun the device is this rank's, chosen at set-up
+        resolve_device(device)
+
+
+def _set_up(
+    net, train_iter, test_iter, num_epochs, lr, device, *, optimizer, momentum, weight_decay,
+    label_smoothing, loss, grad_clip, schedule, augment, ema, tta, precision, channels_last,
+    remeasure, compile, keep_cpu_memory, init, checkpoint, resume, seed, max_steps, plot, curves,
+    verbose,
+) -> _Run:  # fmt: skip
+    """Phase 1: place model and data, materialise lazy layers, initialise, choose precision and
+    layout, build optimizer and schedule, resume, announce."""
     world = dist_.init_distributed(device=device)  # one process: World(), nothing to join
     device = dist_.local_device(resolve_device(device), world)
     if world.rank != 0:  # rank 0 alone prints, plots and writes the checkpoint
@@ -423,41 +561,43 @@ def _set_up(
         num_epochs = QUICK_EPOCHS
     if seed is not None:
         torch.manual_seed(seed)
-    dtypes = autocast_candidates(device, precision)
     net.to(device)
     train_iter, test_iter = _to_device(train_iter, device), _to_device(test_iter, device)
-    _materialize(net, train_iter, device)
-    if init == "xavier":
-        net.apply(init_xavier)
-    elif callable(init):
-        net.apply(init)
-    elif init is not None:
-        raise ValueError(f"init must be 'xavier', a function or None, not {init!r}.")
-    layouts = (True, False) if channels_last == "auto" else (bool(channels_last),)
-    if world.rank == 0:  # timed passes on rank 0; every rank trains with its choice
-        nhwc, dtype = fastest(net, train_iter, device, layouts, dtypes)  # one candidate: no timing
-    nhwc, dtype = dist_.broadcast((nhwc, dtype) if world.rank == 0 else None)
-    net.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+    phases = {}
+    try:
+        tic = time.perf_counter()
+        _materialize(net, train_iter, device)
+        if init == "xavier":
+            net.apply(init_xavier)
+        elif callable(init):
+            net.apply(init)
+        phases["dry run"] = time.perf_counter() - tic
+        decision = _decide(net, train_iter, device, precision, channels_last, remeasure, world)
+        phases["decision"] = time.perf_counter() - tic - phases["dry run"]
+    except _OUT_OF_MEMORY as err:
+        raise _memory_error("the dry run (one forward pass, then timed training passes)", device,
+                            train_iter, err) from None  # fmt: skip
     data, split = _describe_data(train_iter, test_iter), dist_.describe_split(train_iter, world)
     dist_.same_order(train_iter)  # every rank walks the same global batches ...
     train_iter = dist_.shard(train_iter, train=True)  # ... and takes its part of each
     test_iter = dist_.shard(test_iter, train=False)
     num_batches = len(train_iter)
-    scaler = _grad_scaler(device, dtype)
+    scaler = _grad_scaler(device, decision.dtype)
     opt = _optimizer(optimizer, net.parameters(), lr, momentum, weight_decay, device,
                      loss_scaling=scaler is not None)  # fmt: skip
-    sched = _scheduler(schedule, opt, lr, num_epochs * num_batches)
-    history = History(device=str(device), precision=precision_name(dtype), channels_last=nhwc)
-    run = _Run(
-        net=net, model=torch.compile(net) if compile else net, train_iter=train_iter,
-        test_iter=test_iter, device=device, dtype=dtype, nhwc=nhwc, opt=opt, sched=sched,
-        scaler=scaler,
+    cfg = _Config(
+        device=device, dtype=decision.dtype, nhwc=decision.nhwc,
         loss_fn=loss or nn.CrossEntropyLoss(label_smoothing=label_smoothing),
         grad_clip=grad_clip, lr=lr, num_epochs=num_epochs, num_batches=num_batches,
-        history=history, start_epoch=0, checkpoint=None if checkpoint is None else Path(checkpoint),
-        animator=None, curves=tuple(curves), verbose=verbose, world=world, augment=augment,
-        tta=tta,
+        checkpoint=None if checkpoint is None else Path(checkpoint), curves=tuple(curves),
+        verbose=verbose, world=world, augment=augment, tta=tta, max_steps=max_steps,
     )  # fmt: skip
+    history = History(device=str(device), precision=precision_name(decision.dtype),
+                      channels_last=decision.nhwc, phases=phases)  # fmt: skip
+    run = _Run(cfg=cfg, net=net, model=torch.compile(net) if compile else net,
+               train_iter=train_iter, test_iter=test_iter, opt=opt,
+               sched=_scheduler(schedule, opt, lr, num_epochs * num_batches), scaler=scaler,
+               history=history)  # fmt: skip
     state = _resume(run) if resume else {}
     if ema is not None:  # after resuming: the average starts from the weights training starts from
         run.ema = _weight_average(run, ema, state)
@@ -470,18 +610,34 @@ def _set_up(
         for e in history.epochs:
             run.animator.add(e.epoch, [getattr(e, _CURVES[c]) for c in curves])
     if verbose:
-        print(f"training on {describe_device(device)}, {precision_name(dtype)}"
+        how = decision.describe()
+        print(f"training on {describe_device(device)}, {precision_name(decision.dtype)}"
               f"{', quick mode' if is_quick() else ''}: {data}, "
-              f"{num_epochs} epochs{split}")  # fmt: skip
+              f"{num_epochs} epochs{split}{'; ' + how if how else ''}")  # fmt: skip
     return run
 
 
+def _decide(net: nn.Module, train_iter: Iterable, device: torch.device, precision: str,
+            channels_last: bool | str, remeasure: bool, world: dist_.World) -> Decision:  # fmt: skip
+    """Precision and layout: fixed by the arguments, or (``'auto'``) timed on rank 0 once and
+    remembered (:func:`d2lcnn.autotune.choose`); every rank trains with rank 0's decision."""
+    layouts = (True, False) if channels_last == "auto" else (bool(channels_last),)
+    dtypes = autocast_candidates(device, precision)
+    decision = None
+    if world.rank == 0:
+        decision = choose(net, train_iter, device, layouts, dtypes, remeasure=remeasure)
+    decision = dist_.broadcast(decision)
+    net.to(memory_format=torch.channels_last if decision.nhwc else torch.contiguous_format)
+    return decision
+
+
 def _resume(run: _Run) -> dict:
-    """Load the checkpoint into the network, optimizer, schedule, loss scaler and history;
-    return it ({} when there is none to resume from)."""
-    if run.checkpoint is None or not dist_.found_everywhere(run.checkpoint, run.device):
+    """Load the checkpoint into the network, optimizer, schedule, loss scaler, history, random
+    states and data order; return it ({} when there is none to resume from)."""
+    cfg = run.cfg
+    if cfg.checkpoint is None or not dist_.found_everywhere(cfg.checkpoint, cfg.device):
         return {}
-    state = load_checkpoint(run.checkpoint, run.net, map_location=run.device)
+    state = load_checkpoint(cfg.checkpoint, run.net, map_location=cfg.device)
     run.opt.load_state_dict(state["optimizer"])
     if run.sched is not None and "scheduler" in state:
         run.sched.load_state_dict(state["scheduler"])
@@ -489,14 +645,25 @@ def _resume(run: _Run) -> dict:
         run.scaler.load_state_dict(state["scaler"])
     run.history.epochs = [EpochStats(**e) for e in state["history"]]
     run.start_epoch = int(state["epoch"])
+    if "random" in state:  # written by d2lcnn 0.2 on; older checkpoints resume with new orders
+        set_random_state(state["random"], _generator(run.train_iter))
+    if state.get("position"):  # stopped inside an epoch: continue it at the next step
+        run.resume_at = _Position(**state["position"])
+        run.start_epoch = run.resume_at.epoch
     return state
+
+
+def _generator(data_iter: Iterable) -> torch.Generator | None:
+    """The generator a data iterator draws its shuffles from (``None``: torch's global one)."""
+    g = getattr(data_iter, "generator", None)
+    return g if isinstance(g, torch.Generator) else None
 
 
 def _weight_average(run: _Run, decay: float, state: dict) -> AveragedModel:
     """The exponential moving average of ``run.net`` (weights and buffers), continued from the
     checkpoint's when resuming."""
     average = AveragedModel(run.net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-    steps, reach = run.num_epochs * run.num_batches, 1 / (1 - decay)
+    steps, reach = run.cfg.num_epochs * run.cfg.num_batches, 1 / (1 - decay)
     # chapter 13, Section 13.8: ema=0.999 over 2,820 one-cycle steps tested 0.64 instead of 0.93
     if reach > steps / 10 + 1e-6:
         advice = (
@@ -514,7 +681,7 @@ def _weight_average(run: _Run, decay: float, state: dict) -> AveragedModel:
     if "ema" in state:
         average.module.load_state_dict(state["ema"])
         average.n_averaged.fill_(int(state["ema_updates"]))
-    elif state and run.verbose:
+    elif state and run.cfg.verbose:
         print("the checkpoint has no weight average (it was trained without ema): the average "
               "starts from its weights")  # fmt: skip
     return average
@@ -548,86 +715,122 @@ def _describe_data(train_iter: Iterable, test_iter: Iterable) -> str:
     return data
 
 
-def _train_epoch(run: _Run, epoch: int) -> tuple[float, float, float, int]:
+def _batches(run: _Run, epoch: int) -> tuple[Iterator, _Position]:
+    """The epoch's batches and its position: from the start (its random states noted, to be kept
+    in a checkpoint written during the epoch), or, resuming an epoch a checkpoint stopped in,
+    the same data order from the next batch on, with the random states as they were there."""
+    gen = _generator(run.train_iter)
+    resume, run.resume_at = run.resume_at, None
+    if resume is None or resume.epoch != epoch:
+        return iter(run.train_iter), _Position(epoch, epoch_random=random_state(gen))
+    now = random_state(gen)  # restored from the checkpoint: the states at its step
+    set_random_state(resume.epoch_random, gen)  # the epoch's start: draw the same order
+    if hasattr(run.train_iter, "iter_from"):
+        batches = run.train_iter.iter_from(resume.batches)
+    else:  # a DataLoader: draw the order, pass over the batches already trained
+        batches = iter(run.train_iter)
+        for _ in range(resume.batches):
+            next(batches)
+    set_random_state(now, None)  # dropout, augmentation: go on from the step it stopped at
+    return batches, resume
+
+
+def _train_epoch(run: _Run, epoch: int,
+                 interrupts: _Interrupts) -> tuple[float, float, float, int]:  # fmt: skip
     """Phase 2: one pass over the training data; returns (mean loss, accuracy, seconds, examples).
 
     Loss and correct predictions are summed on the device; the NaN/inf check and the plot read
     them every batch on a CPU and five times an epoch on a GPU (reading a CUDA scalar syncs).
     """
+    cfg = run.cfg
     run.net.train()
-    device, num_batches = run.device, run.num_batches
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
+    device, num_batches = cfg.device, cfg.num_batches
+    dist_.set_epoch(run.train_iter, epoch)
+    batches, pos = _batches(run, epoch)
+    run.position = pos
+    loss_sum = torch.full((), pos.loss_sum, device=device)
+    correct = torch.full((), pos.correct, dtype=torch.int64, device=device)
+    run.sums = (loss_sum, correct)  # read when a checkpoint is written inside the epoch
     bad_batch = torch.full((), -1, dtype=torch.int64, device=device)
     update_every = max(num_batches // 5, 1)
     # a CPU reads the NaN flag every batch for free; a GPU (a sync) and several ranks (a
     # collective: all must stop at the same batch) five times an epoch
-    check_every = 1 if device.type == "cpu" and not run.world.active else update_every
-    dist_.set_epoch(run.train_iter, epoch)
+    check_every = 1 if device.type == "cpu" and not cfg.world.active else update_every
     bar = None
-    if run.animator is None and run.verbose:
-        bar = tqdm(total=num_batches, desc=f"epoch {epoch + 1}/{run.num_epochs}", leave=False,
-                   file=sys.stderr, dynamic_ncols=True)  # fmt: skip
-    seen = 0
-    tic = time.perf_counter()
-    for batch, (X, y) in enumerate(run.train_iter):
-        run.position = (epoch, batch)
+    if run.animator is None and cfg.verbose:
+        bar = tqdm(total=num_batches, initial=pos.batches, desc=f"epoch {epoch + 1}/{cfg.num_epochs}",
+                   leave=False, file=sys.stderr, dynamic_ncols=True)  # fmt: skip
+    before = pos.seconds  # trained in this epoch before a resume
+    tic = time.perf_counter() - before
+    run.phase = "training"
+    for batch, (X, y) in enumerate(batches, start=pos.batches):
+        interrupts.holding = True  # Ctrl-C from here waits for this batch's step
         X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if run.augment is not None:
-            X = _augmented(run.augment, X)
-        if run.nhwc and X.ndim == 4:
+        if cfg.augment is not None:
+            X = _augmented(cfg.augment, X)
+        if cfg.nhwc and X.ndim == 4:
             X = X.contiguous(memory_format=torch.channels_last)
         loss, y_hat = _step(run, X, y)
+        if run.steps == 1:  # the first step allocates and picks kernels: a start-up cost
+            run.history.phases["first step"] = time.perf_counter() - tic - before
         with torch.no_grad():
             loss_sum += loss * y.shape[0]
             correct += correct_count(y_hat, y)
             bad_batch = torch.where((bad_batch < 0) & ~torch.isfinite(loss), batch, bad_batch)
-        seen += y.shape[0]
+        pos.batches, pos.seen = batch + 1, pos.seen + y.shape[0]
+        interrupts.check()  # a held Ctrl-C stops here, at a step boundary
         last = batch == num_batches - 1
         if (batch + 1) % check_every == 0 or last:
             bad = dist_.first_flagged(int(bad_batch), device)  # -1: no rank saw NaN or inf
             if bad >= 0:
-                raise _nonfinite(loss_sum, epoch, bad, num_batches, run.lr, run.history)
+                raise _nonfinite(loss_sum, epoch, bad, num_batches, cfg.lr, run.history)
         if (batch + 1) % update_every == 0 or last:
-            train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
+            train_loss, train_acc = loss_sum.item() / pos.seen, correct.item() / pos.seen
             if run.animator is not None:
                 point = {"train_loss": train_loss, "train_acc": train_acc}
                 run.animator.add(epoch + (batch + 1) / num_batches,
-                                 [point.get(_CURVES[c]) for c in run.curves])  # fmt: skip
+                                 [point.get(_CURVES[c]) for c in cfg.curves])  # fmt: skip
             if bar is not None:
                 bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}", refresh=False)
         if bar is not None:
             bar.update(1)
+        pos.seconds = time.perf_counter() - tic
+        if cfg.max_steps is not None and run.steps >= cfg.max_steps:
+            break
     seconds = time.perf_counter() - tic
-    run.train_seconds += seconds
+    run.train_seconds += seconds - before
     if bar is not None:
         bar.close()
-    loss_total, n_correct, seen = dist_.all_sum([loss_sum.item(), correct.item(), seen], device)
+    loss_total, n_correct, seen = dist_.all_sum([loss_sum.item(), correct.item(), pos.seen],
+                                                device)  # fmt: skip
+    pos.loss_sum, pos.correct = loss_sum.item(), int(correct.item())
     return loss_total / seen, n_correct / seen, seconds, int(seen)
 
 
 def _step(run: _Run, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step; returns the detached float32 loss and the scores."""
-    with autocast(run.device, run.dtype):
+    cfg = run.cfg
+    with autocast(cfg.device, cfg.dtype):
         y_hat = run.model(X)
-        loss = run.loss_fn(y_hat, y)
+        loss = cfg.loss_fn(y_hat, y)
     run.opt.zero_grad(set_to_none=True)
     if run.scaler is None:
         loss.backward()
-        if run.grad_clip:
-            nn.utils.clip_grad_norm_(run.net.parameters(), run.grad_clip)
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(run.net.parameters(), cfg.grad_clip)
         run.opt.step()
     else:  # float16: scale the loss; a step whose gradients overflow is skipped, not a divergence
         run.scaler.scale(loss).backward()
-        if run.grad_clip:
+        if cfg.grad_clip:
             run.scaler.unscale_(run.opt)
-            nn.utils.clip_grad_norm_(run.net.parameters(), run.grad_clip)
+            nn.utils.clip_grad_norm_(run.net.parameters(), cfg.grad_clip)
         run.scaler.step(run.opt)
         run.scaler.update()
     if run.sched is not None:
         run.sched.step()
     if run.ema is not None:
         run.ema.update_parameters(run.net)
+    run.steps += 1
     return loss.detach().float(), y_hat.detach()
 
 
@@ -650,33 +853,47 @@ def _augmented(augment: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor)
 def _evaluate(run: _Run) -> tuple[float, float]:
     """Phase 3: test accuracy and mean test loss (of all ranks' shares together under torchrun;
     each rank evaluates the plain module: DDP's forward would need as many calls on every rank)."""
-    net = run.net if run.world.active else run.model
+    cfg = run.cfg
+    net = run.net if cfg.world.active else run.model
     if run.ema is not None:
         net = run.ema.module
     correct, loss_sum, n = dist_.all_sum(
-        _evaluate_sums(net, run.test_iter, run.device, run.dtype, run.nhwc, run.loss_fn, run.tta),
-        run.device)  # fmt: skip
+        _evaluate_sums(net, run.test_iter, cfg.device, cfg.dtype, cfg.nhwc, cfg.loss_fn, cfg.tta),
+        cfg.device)  # fmt: skip
     return correct / max(n, 1), loss_sum / max(n, 1)
 
 
 def _end_epoch(run: _Run, stats: EpochStats) -> None:
     """Phase 3's bookkeeping: record the epoch, plot and print it, save the checkpoint."""
+    cfg = run.cfg
     run.history.epochs.append(stats)
     if run.animator is not None:
         run.animator.add(stats.epoch, [getattr(stats, _CURVES[c]) if c.split()[0] != "train"
-                                       else None for c in run.curves])  # fmt: skip
-    elif run.verbose:
+                                       else None for c in cfg.curves])  # fmt: skip
+    elif cfg.verbose:
         tqdm.write(f"epoch {stats.epoch}: loss {stats.train_loss:.3f}, train acc "
                    f"{stats.train_acc:.3f}, test acc {stats.test_acc:.3f}, "
                    f"{stats.examples_per_sec:.0f} examples/sec")  # fmt: skip
     _save(run)
 
 
-def _save(run: _Run) -> None:
-    if run.checkpoint is None or run.world.rank != 0:  # one writer: rank 0
+def _save(run: _Run, mid_epoch: bool = False) -> None:
+    """Write the checkpoint: everything the rest of the run depends on. ``mid_epoch``: training
+    stopped inside an epoch (Ctrl-C), whose position is kept so a resumed run continues it at
+    the next step; a position before its first step is an epoch not begun."""
+    if run.cfg.checkpoint is None or run.cfg.world.rank != 0:  # one writer: rank 0
         return
-    extra = {"optimizer": run.opt.state_dict(), "epoch": len(run.history.epochs),
-             "history": [asdict(e) for e in run.history.epochs]}  # fmt: skip
+    pos, finished = run.position, len(run.history.epochs)
+    begun = mid_epoch and pos.epoch_random is not None and pos.epoch >= finished
+    random, position = random_state(_generator(run.train_iter)), None
+    if begun and pos.batches == 0:  # stopped before its first step: the epoch as it began
+        random = pos.epoch_random
+    elif begun:  # (all its batches trained, not yet evaluated: the resumed run evaluates it)
+        pos.loss_sum, pos.correct = run.sums[0].item(), int(run.sums[1].item())
+        position = pos.as_dict()
+    extra = {"optimizer": run.opt.state_dict(), "epoch": finished,
+             "history": [asdict(e) for e in run.history.epochs], "random": random,
+             "position": position}  # fmt: skip
     if run.sched is not None:
         extra["scheduler"] = run.sched.state_dict()
     if run.scaler is not None:
@@ -684,22 +901,66 @@ def _save(run: _Run) -> None:
     if run.ema is not None:
         extra["ema"] = run.ema.module.state_dict()
         extra["ema_updates"] = int(run.ema.n_averaged)
-    save_checkpoint(run.checkpoint, run.net, **extra)
+    save_checkpoint(run.cfg.checkpoint, run.net, **extra)
 
 
 def _finish(run: _Run) -> None:
     """Phase 4: the closing lines d2l prints (loss and accuracies, examples/sec), and the time."""
     done = run.history.epochs[run.start_epoch :]
-    if not (run.verbose and done):
+    if not (run.cfg.verbose and done):
         return
     f = done[-1]
     speed = sum(e.seconds * e.examples_per_sec for e in done) / max(
         sum(e.seconds for e in done), 1e-9
     )
     print(f"loss {f.train_loss:.3f}, train acc {f.train_acc:.3f}, test acc {f.test_acc:.3f}")
-    print(f"{speed:.1f} examples/sec on {run.device}")
+    print(f"{speed:.1f} examples/sec on {run.cfg.device}")
     print(f"{len(done)} epochs in {run.train_seconds / 60:.1f} min of training "
           f"(+{run.eval_seconds / 60:.1f} min evaluating)")  # fmt: skip
+
+
+def _device_memory(device: torch.device) -> str:
+    """How much memory ``device`` has, for the out-of-memory message."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_properties(device).total_memory / 2**30:.1f} GiB"
+    if device.type == "mps" and hasattr(torch, "mps"):
+        return f"{torch.mps.recommended_max_memory() / 2**30:.1f} GiB"
+    limit = memory_limit()
+    return f"{limit / 2**30:.1f} GiB" if limit else "an unknown amount of memory"
+
+
+def _out_of_memory(run: _Run, err: BaseException) -> DeviceMemoryError:
+    """Out of memory while training or evaluating: the weights and history kept as after Ctrl-C
+    (and the checkpoint written, when there is one), the message from :func:`_memory_error`."""
+    run.history.interrupted = True
+    _save(run, mid_epoch=True)
+    kept = (f" The model keeps its weights and the history its {len(run.history)} finished "
+            f"epoch(s) (.history of this error)"
+            f"{'; the checkpoint resumes from here' if run.cfg.checkpoint else ''}.")  # fmt: skip
+    error = _memory_error(run.phase, run.cfg.device, run.train_iter, err, kept)
+    error.history = run.history
+    return error
+
+
+def _memory_error(phase: str, device: torch.device, data_iter: Iterable, err: BaseException,
+                  kept: str = "") -> DeviceMemoryError:  # fmt: skip
+    """The out-of-memory error as a lesson, like a layer that does not fit: which phase, at which
+    batch and input size, how much memory the device has, and the batch size to try."""
+    batch = getattr(data_iter, "batch_size", None)
+    size = ""
+    images = getattr(data_iter, "images", None)
+    if isinstance(images, torch.Tensor) and images.ndim == 4:
+        h, w = getattr(data_iter, "resize", None) or images.shape[-2:]
+        size = f", input {images.shape[1]}x{h}x{w}"
+    advice = (f"try batch_size={max(batch // 2, 1)} (and lr scaled with it), or a smaller input"
+              if batch and batch > 1 else "try a smaller input or a smaller network")  # fmt: skip
+    first = str(err).splitlines()[0] if str(err) else ""
+    error = DeviceMemoryError(
+        f"{device} ran out of memory during {phase} (batch size {batch or '?'}{size}; the "
+        f"device has {_device_memory(device)}): {advice}.{kept}\n({type(err).__name__}: {first})"
+    )
+    error.history = History(device=str(device))
+    return error
 
 
 def _nonfinite(

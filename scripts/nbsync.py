@@ -30,11 +30,11 @@ import io
 import re
 import sys
 import tokenize
+import tomllib
 import warnings
 from pathlib import Path
 
 import nbformat
-import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"

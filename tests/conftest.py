@@ -35,3 +35,12 @@ def small_iters(fashion_small):
     train = d2l.ImageBatches(Xtr, ytr, 128, shuffle=True, seed=0)
     test = d2l.ImageBatches(Xte, yte, 256)
     return train, test
+
+
+@pytest.fixture(autouse=True)
+def measure_afresh(monkeypatch):
+    """Every unit test times 'auto' afresh (D2LCNN_REMEASURE), as before decisions were
+    remembered: a test that patches the timing, or trains the same network with another
+    precision patched in, must not get a decision another test left in the user cache.
+    tests/test_reproducible.py unsets it where it tests the remembering itself."""
+    monkeypatch.setenv("D2LCNN_REMEASURE", "1")

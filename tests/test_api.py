@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import subprocess
 import sys
 import time
@@ -100,7 +101,7 @@ def test_asking_for_a_missing_device_is_a_clear_error():
      ("cpu", None, True, None)],  # timed against bf16 by the trainer: test_train.py
 )  # fmt: skip
 def test_auto_precision_by_capability(monkeypatch, device, capability, cpu_bf16, expected):
-    from d2lcnn import device as dev
+    from d2lcnn import precision as dev
 
     monkeypatch.setattr(dev, "cuda_capability", lambda d: capability)
     monkeypatch.setattr(dev, "cpu_has_bf16", lambda: cpu_bf16)
@@ -114,7 +115,7 @@ def test_auto_precision_by_capability(monkeypatch, device, capability, cpu_bf16,
 
 
 def test_forced_precisions_and_bad_names():
-    from d2lcnn.device import autocast_dtype
+    from d2lcnn.precision import autocast_dtype
 
     cpu = torch.device("cpu")
     assert autocast_dtype(cpu, "fp32") is None
@@ -159,3 +160,15 @@ def test_pick_setting(monkeypatch, capsys):
     assert d2l.pick_setting() == "laptop"
     with pytest.raises(ValueError, match="setting must be"):
         d2l.pick_setting("huge")
+
+
+def test_the_readme_module_map_names_every_module_of_the_package():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    table = readme[readme.index("| module | what it does |"):]
+    listed = set(re.findall(r"^\| `d2lcnn/(\w+\.py)` \|", table, re.M))
+    present = {p.name for p in (root / "d2lcnn").glob("*.py")}
+    assert listed == present, f"README lists {sorted(listed - present)} that do not exist and " \
+                              f"misses {sorted(present - listed)}"

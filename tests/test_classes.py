@@ -124,6 +124,26 @@ def test_fashion_mnist_serves_what_is_assigned_to_train_and_val():
     assert [len(b[0]) for b in data.val_dataloader()] == [10]
 
 
+def test_a_new_subset_is_served_even_where_it_reuses_a_freed_subsets_id():
+    """CPython gives a freed object's id() to the next object of its size: a cache keyed by id()
+    served the freed Subset's batches for the new one. Make that reuse happen, then check."""
+    data = d2l.FashionMNIST(batch_size=64)
+    full = data.train
+    for attempt in range(50):
+        first = torch.utils.data.Subset(full, range(0, 100))
+        data.train, old_id = first, id(first)
+        data.get_dataloader(True)  # cached for ``first``
+        del first
+        data.train = None  # ``first`` is freed (unless the cache holds it, as it must)
+        second = torch.utils.data.Subset(full, range(100 + attempt, 164 + attempt))
+        data.train = second
+        assert id(second) != old_id  # the cache keeps ``first``: its id cannot be reused
+        served = data.get_dataloader(True)
+        expected = torch.stack([full[i][0] for i in second.indices])
+        assert served.num_examples == 64 and torch.equal(served.images.float() / 255, expected)
+        data.train = full
+
+
 def test_fashion_mnist_rejects_a_bad_resize():
     with pytest.raises(ValueError, match="resize must be"):
         d2l.FashionMNIST(batch_size=64, resize=(0, 28))

@@ -7,11 +7,14 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import loss_and_accuracy
 
 import d2lcnn as d2l
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: str, quick: bool = True) -> subprocess.CompletedProcess:
@@ -54,13 +57,13 @@ def test_train_command_rejects_unknown_models_and_devices():
 
 def test_no_command_prints_usage():
     result = run()
-    assert result.returncode == 2 and "usage: python -m d2lcnn {train,bench}" in result.stderr
+    assert result.returncode == 2 and "usage: python -m d2lcnn train MODEL" in result.stderr
 
 
 def test_benchmark_worker_measures_d2lcnn():
     spec = dict(impl="d2lcnn", model="lenet", device="cpu", epochs=1, subset=512, test_subset=256,
                 seed=0, batch_size=None)  # fmt: skip
-    result = subprocess.run([sys.executable, "-m", "d2lcnn.bench", "--worker", json.dumps(spec)],
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vs_d2l.py"), "--worker", json.dumps(spec)],
                             capture_output=True, text=True, check=False, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     out = json.loads(result.stdout.splitlines()[-1])
@@ -74,7 +77,7 @@ def test_benchmark_classes_worker_runs_the_book_cell_on_d2lcnn():
     spec = dict(impl="d2lcnn", model="lenet", device="cpu", epochs=1, subset=512, test_subset=200,
                 seed=0, batch_size=None, api="classes")  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "D2LCNN_QUICK"}  # as the driver runs it
-    result = subprocess.run([sys.executable, "-m", "d2lcnn.bench", "--worker", json.dumps(spec)],
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vs_d2l.py"), "--worker", json.dumps(spec)],
                             capture_output=True, text=True, env=dict(env, MPLBACKEND="Agg"),
                             check=False, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]

@@ -220,6 +220,12 @@ def test_quick_mode_uses_a_balanced_subset(monkeypatch, capsys):
     counts = torch.bincount(train_iter.labels)
     assert counts.max() - counts.min() <= 1
     assert "[d2lcnn quick mode]" in capsys.readouterr().err
+    # the book's large inputs: fewer images (one costs what ~64 at 28x28 do), still 5 batches
+    train_iter, test_iter = d2l.load_data_fashion_mnist(32, resize=224)
+    assert (train_iter.num_examples, test_iter.num_examples) == (256, 128)
+    train_iter, _ = d2l.load_data_fashion_mnist(128, resize=96)
+    assert train_iter.num_examples == 640 and len(train_iter) == 5
+    assert d2l.load_data_fashion_mnist(128, resize=64)[0].num_examples == 1024
 
 
 def test_train_size_keeps_a_balanced_subset_and_the_whole_test_set(monkeypatch):

@@ -10,10 +10,10 @@ from __future__ import annotations
 import ast
 import re
 import sys
+import tomllib
 from pathlib import Path
 
 import nbformat
-import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]

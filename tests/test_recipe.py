@@ -125,10 +125,12 @@ def test_an_average_reaching_back_over_much_of_the_run_is_warned_about(fashion_s
     train_iter, test_iter = iters(fashion_small, n_train=1280, batch_size=64)  # 20 steps an epoch
     with pytest.warns(UserWarning, match=r"ema=0.9 averages over about 10 steps, more than a "
                       r"tenth of this run's 20: .*too short to gain from an average: ema=None"):  # fmt: skip
-        trained(fresh(), train_iter, test_iter, 1, ema=0.9)
+        trained(fresh(), train_iter, None, 1, ema=0.9, max_steps=1)
+    # the warning is about the run as planned (10 epochs, 200 steps), raised at set-up: one step
+    # of it is enough to see it (max_steps=1)
     with pytest.warns(UserWarning, match=r"ema=0.99 averages over about 100 steps, more than a "
                       r"tenth of this run's 200: .*1 / \(1 - decay\) <= 20, e\.g\. ema=0\.9\."):  # fmt: skip
-        trained(fresh(), train_iter, test_iter, 10, ema=0.99)
+        trained(fresh(), train_iter, None, 10, ema=0.99, max_steps=1)
 
 
 def test_an_average_over_the_last_tenth_of_the_run_or_less_is_not_warned_about(fashion_small):
@@ -137,7 +139,7 @@ def test_an_average_over_the_last_tenth_of_the_run_or_less_is_not_warned_about(f
     train_iter, test_iter = iters(fashion_small, n_train=1280, batch_size=64)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # any warning fails the test
-        trained(fresh(), train_iter, test_iter, 5, ema=0.9)  # reach 10 of 100 steps
+        trained(fresh(), train_iter, test_iter, 5, ema=0.9, max_steps=1)  # reach 10 of 100 steps
 
 
 @pytest.mark.parametrize("kwargs, what", [

@@ -85,7 +85,7 @@ def test_book_code_runs_unchanged_with_fewer_than_five_batches(fashion_small, ca
 def no_bf16(monkeypatch) -> None:
     """'auto' keeps fp32 on any CPU: train_ch6 has no precision argument, and where bf16 wins
     the timing race its steps learn slower (these runs: loss 2.28 instead of 1.85)."""
-    from d2lcnn import device as dev
+    from d2lcnn import precision as dev
 
     monkeypatch.setattr(dev, "cpu_has_bf16", lambda: False)
 
@@ -285,7 +285,7 @@ def test_trainer_optimizers_step_like_torchs_reference_implementation(name, mome
 
 def test_layout_timing_leaves_the_model_and_random_state_as_they_were(small_iters):
     """channels_last='auto' times training passes in both layouts before training starts."""
-    from d2lcnn.layout import faster_layout as _faster_layout
+    from d2lcnn.autotune import fastest
 
     train_iter, _ = small_iters
     net = d2l.models.bn_lenet_scratch()  # the book's BatchNorm replaces its buffer tensors
@@ -293,7 +293,7 @@ def test_layout_timing_leaves_the_model_and_random_state_as_they_were(small_iter
     net.eval()
     before = {k: v.clone() for k, v in net.state_dict().items()}
     torch.manual_seed(1)
-    nhwc = _faster_layout(net, train_iter, torch.device("cpu"), None)
+    nhwc, _ = fastest(net, train_iter, torch.device("cpu"), (True, False), (None,))
     after_draw = torch.rand(3)
     torch.manual_seed(1)
     assert torch.equal(after_draw, torch.rand(3))  # the random-number stream was not used up
@@ -488,7 +488,7 @@ def test_bad_training_arguments_are_explained(small_iters, kwargs, what):
 def test_auto_precision_on_a_bf16_cpu_keeps_the_faster(
     monkeypatch, small_iters, bf16_seconds, expected
 ):
-    from d2lcnn import layout
+    from d2lcnn import autotune as layout
 
     times = {(True, None): 1.0, (False, None): 1.2, (True, torch.bfloat16): bf16_seconds,
              (False, torch.bfloat16): 9.0}  # fmt: skip
@@ -507,8 +507,8 @@ def test_auto_precision_trains_on_a_cpu_with_bf16_instructions(
     monkeypatch, small_iters, bf16_seconds, name, dtype
 ):
     """'auto' on a CPU with bf16 instructions trains in what the timing chose, and says so."""
-    from d2lcnn import device as dev
-    from d2lcnn import layout
+    from d2lcnn import autotune as layout
+    from d2lcnn import precision as dev
 
     monkeypatch.setattr(dev, "cpu_has_bf16", lambda: True)  # as on AVX512-BF16 / AMX CPUs
     times = {(True, None): 1.0, (False, None): 1.2, (True, torch.bfloat16): bf16_seconds,

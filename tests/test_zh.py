@@ -297,13 +297,14 @@ AGG = "import matplotlib\nmatplotlib.use('Agg')\n"
 IMPORTS = {
     # as in a notebook: %matplotlib inline imports pyplot before d2lcnn
     "pyplot first": AGG + "import matplotlib.pyplot as plt\nimport d2lcnn as d2l\n",
-    # a script: d2lcnn first (it does not import matplotlib itself), pyplot afterwards
-    "d2lcnn first": (
+    # a script: d2lcnn first (it neither imports matplotlib nor hooks the import system), then
+    # pyplot as d2l.plt, the way the book's code draws
+    "d2l.plt": (
         "import d2lcnn as d2l\nassert 'matplotlib' not in sys.modules\n"
+        "assert not any('d2lcnn' in type(f).__module__ for f in sys.meta_path)\n"
         + AGG
-        + "import matplotlib.pyplot as plt\n"
+        + "plt = d2l.plt\n"
     ),
-    "d2l.plt": "import d2lcnn as d2l\n" + AGG + "plt = d2l.plt\n",
 }
 DRAW = """
 warnings.simplefilter("error")  # a missing glyph fails the run

@@ -1,4 +1,4 @@
-"""Run settings read from the environment: quick mode and the laptop/full choice.
+"""Run settings read from the environment: quick mode, the laptop/full choice, the cache folder.
 
 Quick mode: small class-balanced subsets and one epoch, for CI and fast checks.
 
@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 __all__ = [
-    "QUICK_TRAIN", "QUICK_TEST", "QUICK_EPOCHS", "SETTINGS", "is_quick", "pick_setting", "quick_banner",
+    "QUICK_TRAIN", "QUICK_TEST", "QUICK_TRAIN_LARGE", "QUICK_TEST_LARGE", "QUICK_EPOCHS", "SETTINGS", "cache_root", "is_quick", "pick_setting",
+    "quick_banner", "show_path",
 ]  # fmt: skip
 
 SETTINGS = ("full", "laptop")
 
 QUICK_TRAIN = 1024  #: training images in quick mode
 QUICK_TEST = 512  #: test images in quick mode
+QUICK_TRAIN_LARGE = 256  #: training images in quick mode at inputs of 96x96 and more
+QUICK_TEST_LARGE = 128  #: test images in quick mode at inputs of 96x96 and more
 QUICK_EPOCHS = 1  #: epoch cap in quick mode
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -44,7 +48,8 @@ def pick_setting(setting: str | None = None) -> str:
     Quick mode (``D2LCNN_QUICK=1``) still shrinks either one. Under a memory limit below 4 GB
     (Binder) the line says so: training then hands freed memory back instead of keeping it.
     """
-    from .device import low_memory, memory_limit, try_gpu  # local: this module stays at the bottom
+    from .device import try_gpu  # local: this module stays at the bottom
+    from .memory import low_memory, memory_limit
 
     chosen = setting or os.environ.get("D2LCNN_SETTING", "").strip().lower() or None
     if chosen is None:
@@ -62,3 +67,18 @@ def pick_setting(setting: str | None = None) -> str:
                   "back to the system")  # fmt: skip
     print(f"setting: {chosen} ({why}; d2l.pick_setting('{other}') switches){memory}")
     return chosen
+
+
+def cache_root() -> Path:
+    """The user cache folder of d2lcnn: ``$XDG_CACHE_HOME/d2lcnn``, else ``~/.cache/d2lcnn``
+    (downloaded data sets, remembered speed decisions); created by whoever writes into it."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "d2lcnn"
+
+
+def show_path(path: Path) -> str:
+    """``path`` as printed to a learner: under the home folder as ``~/...``."""
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
