@@ -152,15 +152,24 @@ def test_nan_loss_stops_with_epoch_batch_and_advice(small_iters):
 
 def test_ctrl_c_keeps_weights_history_and_checkpoint(small_iters, tmp_path):
     train_iter, test_iter = small_iters
+    torch.manual_seed(0)
     net = nn.Sequential(small_cnn(), BreakAt(24 + 5, "interrupt"))
     ckpt = tmp_path / "run.pt"
-    history = d2l.train(net, train_iter, test_iter, 3, 0.05, "cpu", checkpoint=ckpt, plot=False,
-                        channels_last=False, precision="fp32")  # fmt: skip
+    with weights_at_first_step(net) as start:
+        history = d2l.train(net, train_iter, test_iter, 3, 0.05, "cpu", checkpoint=ckpt,
+                            plot=False, channels_last=False, precision="fp32")  # fmt: skip
     assert history.interrupted and len(history) == 1
-    # the weights are the trained ones, not reset: the model predicts well above chance
-    assert d2l.evaluate_accuracy_gpu(net, test_iter) > 0.3
+    # the weights are the trained ones, not reset: the model predicts well above where it started
+    untrained = nn.Sequential(small_cnn(), BreakAt(0, "interrupt"))
+    untrained.load_state_dict(start["state"])
+    before = d2l.evaluate_accuracy_gpu(untrained, test_iter)
+    assert d2l.evaluate_accuracy_gpu(net, test_iter) > before + 0.1
     state = torch.load(ckpt, weights_only=True)
+    for k, v in state["model"].items():  # the checkpoint holds those trained weights
+        assert torch.equal(v, net.state_dict()[k])
     assert state["epoch"] == 1 and len(state["history"]) == 1
+    # Ctrl-C in the forward pass of epoch 2's 5th batch: 4 of its steps done, kept to resume at
+    assert state["position"]["epoch"] == 1 and state["position"]["batches"] == 4
 
 
 def test_checkpoint_round_trip_and_resume(small_iters, tmp_path):
