@@ -382,14 +382,15 @@ def open_page(browser, site_url: str, path: str, screenshot: str | None = None) 
             first_math = page.locator("article div.math")
             if path != "index.html" and first_math.count():
                 first_math.first.scroll_into_view_if_needed()
-                top = page.evaluate("window.scrollY")
                 page.mouse.wheel(0, -250)
-                if top > 0:  # wait until the wheel's scroll has moved up and come to rest
-                    page.wait_for_function(
-                        f"""() => {{ const y = window.scrollY, rest = y < {top} && y === window.lastY;
-                                    window.lastY = y; return rest; }}""",
-                        polling="raf", timeout=10_000,
-                    )  # fmt: skip
+                # wait until the scroll has come to rest (the same position for 5 frames; the
+                # theme may scroll an inner element, so the window need not move at all)
+                page.wait_for_function(
+                    """() => { const y = window.scrollY, same = y === window.lastY;
+                               window.lastY = y; window.still = same ? (window.still || 0) + 1 : 0;
+                               return window.still >= 5; }""",
+                    polling="raf", timeout=10_000,
+                )  # fmt: skip
             page.screenshot(path=str(ARTIFACTS / screenshot))
     finally:
         page.close()
