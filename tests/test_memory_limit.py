@@ -36,7 +36,7 @@ def in_cgroup(code: str, limit: str = "2G") -> subprocess.CompletedProcess:
 
 def test_the_limit_is_seen_inside_the_cgroup():
     out = in_cgroup("import json, d2lcnn as d2l; d2l.pick_setting(); "
-                    "print(json.dumps([d2l.device.memory_limit(), d2l.device.low_memory()]))",
+                    "print(json.dumps([d2l.memory.memory_limit(), d2l.memory.low_memory()]))",
                     limit="1536M")  # fmt: skip
     setting, numbers = out.stdout.strip().splitlines()[-2:]
     assert json.loads(numbers) == [1536 << 20, True]
