@@ -31,8 +31,10 @@ $(STAMP): requirements.txt pyproject.toml
 lab: setup
 	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
 
-# nbval strict over the notebooks, quick mode; -n 2: two workers (a file stays whole on one)
-PYTEST := D2LCNN_QUICK=1 $(BIN)/python -m pytest -n 2 --nbval --nbval-current-env \
+# nbval strict over the notebooks, quick mode; -n 2: two workers (a file stays whole on one);
+# WORKERS=0 runs one test at a time (CI: no cell then shares the cores with another notebook)
+WORKERS ?= 2
+PYTEST := D2LCNN_QUICK=1 $(BIN)/python -m pytest -n $(WORKERS) --nbval --nbval-current-env \
 	--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600 -p no:cacheprovider
 
 test: setup
