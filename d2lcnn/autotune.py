@@ -51,7 +51,7 @@ from .device import describe_cpu_parts, describe_device
 from .precision import autocast
 from .settings import cache_root, show_path
 
-__all__ = ["Decision", "choose", "fastest", "probe_batch", "decisions_dir"]
+__all__ = ["Decision", "choose", "decisions_dir", "fastest", "place", "probe_batch"]
 
 _SLOW_PASS_S = 0.3  #: a pass at least this long is timed once per layout, on a few images
 _BUDGET_S = 1.5  #: the fast-model probe stops alternating after this much time
@@ -88,6 +88,17 @@ def _pass_seconds(net: nn.Module, X: torch.Tensor, y: torch.Tensor, nhwc: bool,
 
 
 Candidate = tuple[bool, "torch.dtype | None"]  #: (NHWC?, autocast dtype or None for fp32)
+
+
+def place(net: nn.Module, nhwc: bool) -> None:
+    """Put ``net``'s weights in the chosen memory format (NHWC: channels-last)."""
+    net.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+
+
+def _candidates(X: torch.Tensor, layouts: Sequence[bool],
+                dtypes: Sequence[torch.dtype | None]) -> list[Candidate]:  # fmt: skip
+    """Every (layout, dtype) pair; NCHW only for inputs that are not images (B, C, H, W)."""
+    return [(nhwc, dtype) for nhwc in (layouts if X.ndim == 4 else (False,)) for dtype in dtypes]
 
 
 def _time(net: nn.Module, data_iter: Iterable, device: torch.device,
@@ -142,9 +153,7 @@ def _measure(net: nn.Module, X: torch.Tensor, data_iter: Iterable, device: torch
     """:func:`fastest`'s choice and the notice it has for the learner (or ``None``); ``X`` is one
     example batch of ``data_iter`` (taken once by the caller: a shuffled DataLoader draws from
     torch's random numbers for every new iterator, and every path takes exactly one)."""
-    if X.ndim != 4:
-        layouts = (False,)
-    candidates = [(nhwc, dtype) for nhwc in layouts for dtype in dtypes]
+    candidates = _candidates(X, layouts, dtypes)
     note = None
     if len(candidates) == 1:
         choice = candidates[0]
@@ -153,7 +162,7 @@ def _measure(net: nn.Module, X: torch.Tensor, data_iter: Iterable, device: torch
         if any(c[0] for c in candidates) and all(seconds[c] == math.inf for c in candidates if c[0]):
             note = _VIEW_NOTE
         choice = min(seconds, key=seconds.get)
-    net.to(memory_format=torch.channels_last if choice[0] else torch.contiguous_format)
+    place(net, choice[0])
     return choice, note
 
 
@@ -287,19 +296,17 @@ def choose(net: nn.Module, data_iter: Iterable, device: torch.device,
     ``remeasure=True`` (or ``D2LCNN_REMEASURE=1``) times again and replaces it. Leaves ``net``
     in the chosen layout. One candidate: nothing to decide, nothing kept."""
     X, _ = probe_batch(data_iter, device, 1)
-    if X.ndim != 4:
-        layouts = (False,)
-    candidates = [(nhwc, dtype) for nhwc in layouts for dtype in dtypes]
+    candidates = _candidates(X, layouts, dtypes)
     if len(candidates) == 1:
         choice = candidates[0]
-        net.to(memory_format=torch.channels_last if choice[0] else torch.contiguous_format)
+        place(net, choice[0])
         return Decision(choice[0], choice[1], "fixed")
     name, what = _key(net, X, data_iter, device, candidates)
     path = decisions_dir() / name
     kept = None if remeasure or remeasure_requested() else _remembered(path, candidates)
     if kept is not None:
         (nhwc, dtype), note = kept
-        net.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+        place(net, nhwc)
         if note:
             print(note, file=sys.stderr)
         return Decision(nhwc, dtype, "remembered", path, note)

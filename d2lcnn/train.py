@@ -58,7 +58,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from . import distributed as dist_
-from .autotune import Decision, choose, probe_batch
+from .autotune import Decision, choose, place, probe_batch
 from .checkpoint import load_checkpoint, random_state, save_checkpoint, set_random_state
 from .data import ImageBatches
 from .device import describe_device, resolve_device
@@ -627,7 +627,7 @@ def _decide(net: nn.Module, train_iter: Iterable, device: torch.device, precisio
     if world.rank == 0:
         decision = choose(net, train_iter, device, layouts, dtypes, remeasure=remeasure)
     decision = dist_.broadcast(decision)
-    net.to(memory_format=torch.channels_last if decision.nhwc else torch.contiguous_format)
+    place(net, decision.nhwc)  # (rank 0's net is there already; the other ranks' now)
     return decision
 
 
