@@ -25,7 +25,7 @@ EDITIONS = ("en", "zh")
 CHAPTERS = [
     "00_start_here", "01_convolutions", "02_pooling", "03_lenet", "04_training_workflow",
     "05_alexnet", "06_vgg", "07_nin", "08_googlenet", "09_batch_norm", "10_resnet", "11_densenet",
-    "12_distributed", "13_modern_recipe",
+    "12_distributed", "13_modern_recipe", "14_what_a_cnn_learns",
     "appendix_a_d2l_ai",
 ]  # fmt: skip
 TRAINING = CHAPTERS[3:]  # the appendix trains too (the book's LeNet, through d2l.Trainer)
