@@ -6,10 +6,16 @@ Where the IDX files come from, in this order:
 2. the user cache, ``$XDG_CACHE_HOME/d2lcnn/<dataset>`` (default ``~/.cache/d2lcnn/<dataset>``);
 3. Debian/Ubuntu's ``dataset-fashion-mnist`` package, read in place from
    ``/usr/share/datasets/fashion-mnist``;
-4. a download from torchvision's mirrors into the cache: each file goes to a temporary file, its
+4. on Kaggle, a data set attached to the notebook that holds the IDX files (``/kaggle/input/...``,
+   up to three folders deep; e.g. Zalando's "fashionmnist");
+5. a download from torchvision's mirrors into the cache: each file goes to a temporary file, its
    MD5 checksum is verified, and only then is it renamed into place.
 
-Each split is read once per process. Batches are made by slicing the uint8 tensor (no per-sample
+Each split is read once per process. The first read of a folder also keeps the decoded arrays in
+the user cache (``<cache>/<dataset>/arrays-<key>.npz``, uncompressed, written atomically; the key
+names the source files, their sizes and times), which later processes load in about a tenth of
+the time gunzip takes (``benchmarks/results/cpu-startup-phases.md``, "data"). A damaged or
+unwritable cache gets a warning; the files are then read as before. Batches are made by slicing the uint8 tensor (no per-sample
 transforms); images are converted to float32 in [0, 1] and resized per batch, on the device where
 the data lives.
 """
@@ -17,12 +23,14 @@ the data lives.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import math
 import os
 import shutil
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +69,8 @@ FASHION_MNIST_LABELS = (
 )  # fmt: skip
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+#: where Kaggle mounts the data sets attached to a notebook (read-only)
+KAGGLE_INPUT = Path("/kaggle/input")
 
 # dataset name -> (name of the torchvision.datasets class that holds its mirrors and MD5s, which
 # is also torchvision's folder name; Debian directory or None). torchvision is imported only to
@@ -125,6 +135,9 @@ def data_sources(
     debian = _DATASETS[dataset][1]
     if debian is not None:
         folders.append(debian)
+    images = _SPLITS["train"][0]
+    for pattern in ("*", "*/*", "*/*/*"):  # attached Kaggle data sets that hold the files
+        folders += [f for f in sorted(KAGGLE_INPUT.glob(pattern)) if _find(f, images) is not None]
     return folders
 
 
@@ -239,6 +252,11 @@ def _not_found_message(dataset: str, errors: Sequence[str]) -> str:
     lines.append("Get the data in one of these ways:")
     if dataset == "fashion-mnist":
         lines.append("  - Debian/Ubuntu, offline: sudo apt install dataset-fashion-mnist")
+    if KAGGLE_INPUT.is_dir():
+        lines.append(
+            "  - Kaggle: switch on Internet in the notebook's Settings, or attach a data set that "
+            "holds the four files (Add Input, e.g. zalando-research/fashionmnist)"
+        )
     lines.append(
         f"  - connect to the internet and run again (files are saved in {cache_dir(dataset)})"
     )
@@ -268,14 +286,80 @@ def load_arrays(
             raise DataNotFoundError(_not_found_message(dataset, []))
         folder = cache_dir(dataset)
         _download(dataset, folder)
-    arrays = []
-    for images_stem, labels_stem, count in _SPLITS.values():
-        images = read_idx(_find(folder, images_stem), _IMAGE_MAGIC, count)
-        labels = read_idx(_find(folder, labels_stem), _LABEL_MAGIC, count)
-        arrays += [torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))]
-    splits = Splits(*arrays, source=str(folder))
+    kept = _kept_arrays(dataset, folder)
+    arrays = _load_kept(kept)
+    if arrays is None:
+        arrays = []
+        for images_stem, labels_stem, count in _SPLITS.values():
+            arrays.append(read_idx(_find(folder, images_stem), _IMAGE_MAGIC, count))
+            arrays.append(read_idx(_find(folder, labels_stem), _LABEL_MAGIC, count))
+        _keep(kept, arrays)
+    tensors = [  # images stay uint8 (read-only buffers copied), labels become int64
+        torch.from_numpy(
+            a.astype(np.int64) if a.ndim == 1 else a if a.flags.writeable else a.copy()
+        )
+        for a in arrays
+    ]
+    splits = Splits(*tensors, source=str(folder))
     _CACHE[key] = splits
     return splits
+
+
+_ARRAY_NAMES = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+def _kept_arrays(dataset: str, folder: Path) -> Path:
+    """Where the decoded arrays of ``folder``'s files are kept: the key hashes each file's
+    resolved path, size and modification time, so changed or moved files are read afresh."""
+    stat_lines = []
+    for images_stem, labels_stem, _ in _SPLITS.values():
+        for stem in (images_stem, labels_stem):
+            path = _find(folder, stem).resolve()
+            st = path.stat()
+            stat_lines.append(f"{path}\t{st.st_size}\t{st.st_mtime_ns}")
+    key = hashlib.sha1("\n".join(stat_lines).encode()).hexdigest()[:16]
+    return cache_dir(dataset) / f"arrays-{key}.npz"
+
+
+def _load_kept(path: Path) -> list[np.ndarray] | None:
+    """The four arrays kept at ``path``, or None (absent, or damaged: then a warning)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = [f[name] for name in _ARRAY_NAMES]
+        expected = [shape for _, _, n in _SPLITS.values() for shape in ((n, 28, 28), (n,))]
+        shapes_ok = all(
+            a.dtype == np.uint8 and a.shape == shape
+            for a, shape in zip(arrays, expected, strict=True)
+        )
+        if not shapes_ok:
+            raise ValueError("unexpected array shapes or types")
+    except Exception as err:  # a damaged file of any kind: read the IDX files instead
+        warnings.warn(f"{path} is damaged ({err}); reading the data files again and replacing it.",
+                      stacklevel=3)  # fmt: skip
+        return None
+    return arrays
+
+
+def _keep(path: Path, arrays: list[np.ndarray]) -> None:
+    """Write the decoded arrays to ``path`` atomically (a temporary file, then a rename)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.stem + "-", suffix=".npz.part", dir=path.parent)
+        try:
+            named = {
+                name: np.asarray(a, np.uint8) for name, a in zip(_ARRAY_NAMES, arrays, strict=True)
+            }
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **named)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as err:
+        warnings.warn(f"could not keep the decoded data in {path.parent} ({err}); every process "
+                      "will read the data files again.", stacklevel=3)  # fmt: skip
 
 
 def balanced_subset(labels: torch.Tensor, n: int, num_classes: int = 10) -> torch.Tensor:

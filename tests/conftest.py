@@ -9,13 +9,15 @@ import d2lcnn as d2l
 
 @pytest.fixture
 def isolated_data(tmp_path, monkeypatch):
-    """No D2LCNN_DATA, an empty user cache, and no Debian directory: only what a test provides."""
+    """No D2LCNN_DATA, an empty user cache, no Debian directory and no Kaggle input: only what a
+    test provides."""
     monkeypatch.delenv("D2LCNN_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     fake = dict(d2l.data._DATASETS)
     tv_name, _ = fake["fashion-mnist"]
     fake["fashion-mnist"] = (tv_name, tmp_path / "no-debian")
     monkeypatch.setattr(d2l.data, "_DATASETS", fake)
+    monkeypatch.setattr(d2l.data, "KAGGLE_INPUT", tmp_path / "no-kaggle")
     monkeypatch.setattr(d2l.data, "_CACHE", {})
     return tmp_path
 

@@ -94,6 +94,92 @@ def test_corrupt_file_is_reported_not_replaced(isolated_data):
     assert bad.read_bytes() == b"not gzip at all"  # nothing deleted behind the user's back
 
 
+def _distinct_dataset(folder: Path) -> None:
+    """An IDX set whose every image and label differs, so a wrong or stale copy is detected."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for stem, (magic, count) in STEMS.items():
+        shape = (count, 28, 28) if magic == 2051 else (count,)
+        write_idx(folder / stem, magic, rng.integers(0, 10 if magic == 2049 else 256, shape))
+
+
+def _read_again():
+    """load_arrays as a new process would call it (the per-process memo cleared)."""
+    d2l.data._CACHE.clear()
+    return d2l.load_arrays()
+
+
+def _kept_files(isolated_data: Path) -> list[Path]:
+    return sorted((isolated_data / "cache" / "d2lcnn" / "fashion-mnist").glob("arrays-*.npz"))
+
+
+def test_decoded_arrays_are_kept_and_served_equal(isolated_data, monkeypatch):
+    _distinct_dataset(isolated_data / "mine")
+    monkeypatch.setenv("D2LCNN_DATA", str(isolated_data / "mine"))
+    first = d2l.load_arrays()
+    assert len(_kept_files(isolated_data)) == 1
+
+    def no_gunzip(*args, **kwargs):
+        raise AssertionError("the IDX files were read again although their arrays are kept")
+
+    monkeypatch.setattr(d2l.data, "read_idx", no_gunzip)
+    again = _read_again()
+    for name in ("train_images", "train_labels", "test_images", "test_labels"):
+        a, b = getattr(first, name), getattr(again, name)
+        assert a.dtype == b.dtype and torch.equal(a, b), name
+    assert again.train_labels.dtype == torch.int64 and again.train_images.dtype == torch.uint8
+
+
+def test_changed_data_files_are_read_afresh(isolated_data, monkeypatch):
+    folder = isolated_data / "mine"
+    _distinct_dataset(folder)
+    monkeypatch.setenv("D2LCNN_DATA", str(folder))
+    d2l.load_arrays()
+    labels = np.zeros(10000, dtype=np.int64) + 3  # the test labels change: same size, new content
+    write_idx(folder / "t10k-labels-idx1-ubyte", 2049, labels)
+    assert torch.equal(_read_again().test_labels, torch.from_numpy(labels))
+
+
+def test_damaged_kept_arrays_warn_and_are_replaced(isolated_data, monkeypatch):
+    _distinct_dataset(isolated_data / "mine")
+    monkeypatch.setenv("D2LCNN_DATA", str(isolated_data / "mine"))
+    first = d2l.load_arrays()
+    (kept,) = _kept_files(isolated_data)
+    kept.write_bytes(kept.read_bytes()[:1000])  # cut short, as by a full disk
+    with pytest.warns(UserWarning, match="damaged"):
+        again = _read_again()
+    assert torch.equal(again.train_images, first.train_images)
+    with np.load(kept) as f:  # written anew, whole
+        assert f["train_images"].shape == (60000, 28, 28)
+    assert not list(kept.parent.glob("*.part"))
+
+
+def test_unwritable_cache_warns_and_goes_on(isolated_data, monkeypatch):
+    _distinct_dataset(isolated_data / "mine")
+    monkeypatch.setenv("D2LCNN_DATA", str(isolated_data / "mine"))
+    (isolated_data / "cache").write_text("a file where the cache folder should be")
+    with pytest.warns(UserWarning, match="could not keep the decoded data"):
+        s = d2l.load_arrays()
+    assert s.train_images.shape == (60000, 28, 28)
+
+
+def test_a_data_set_attached_on_kaggle_is_found(isolated_data, monkeypatch):
+    kaggle = isolated_data / "kaggle" / "input"
+    monkeypatch.setattr(d2l.data, "KAGGLE_INPUT", kaggle)
+    (kaggle / "some-other-data").mkdir(parents=True)
+    tiny_dataset(kaggle / "fashionmnist", gz=False)  # as Kaggle serves them: uncompressed
+    assert d2l.data.data_sources()[-1] == kaggle / "fashionmnist"
+    assert d2l.load_arrays().source == str(kaggle / "fashionmnist")
+
+
+def test_on_kaggle_without_data_the_message_says_what_to_switch_on(isolated_data, monkeypatch):
+    (isolated_data / "kaggle" / "input").mkdir(parents=True)
+    monkeypatch.setattr(d2l.data, "KAGGLE_INPUT", isolated_data / "kaggle" / "input")
+    monkeypatch.setattr(d2l.data, "_mirrors", lambda dataset: ["http://127.0.0.1:9/"])
+    with pytest.raises(DataNotFoundError, match="Kaggle: switch on Internet"):
+        d2l.load_arrays()
+
+
 def test_offline_and_nowhere_gives_one_clear_message(isolated_data, monkeypatch):
     monkeypatch.setattr(d2l.data, "_mirrors", lambda dataset: ["http://127.0.0.1:9/"])
     with pytest.raises(DataNotFoundError) as err:
@@ -151,7 +237,9 @@ def test_download_verifies_checksums_then_renames(isolated_data, http_folder, mo
     s = d2l.load_arrays()
     cache = isolated_data / "cache" / "d2lcnn" / "fashion-mnist"
     assert s.source == str(cache)
-    assert sorted(p.name for p in cache.iterdir()) == sorted(p.name for p in served.glob("*.gz"))
+    downloaded = sorted(p.name for p in cache.iterdir() if p.suffix == ".gz")
+    assert downloaded == sorted(p.name for p in served.glob("*.gz"))
+    assert len(list(cache.glob("arrays-*.npz"))) == 1  # and the decoded arrays kept beside them
 
 
 def test_download_with_bad_checksum_leaves_nothing(isolated_data, http_folder, monkeypatch):
