@@ -93,12 +93,15 @@ def __getattr__(name: str) -> object:
 
 
 def in_notebook() -> bool:
-    """Whether the code runs in a Jupyter kernel (where figures are shown inline)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
+    """Whether the code runs in a Jupyter kernel (where figures are shown inline).
+
+    A kernel has imported IPython long before any cell runs, so where IPython is not imported
+    (a script, ``python -m d2lcnn``) the answer is no without importing it (0.2 s a process:
+    ``benchmarks/results/cpu-startup-phases.md``)."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
         return False
-    shell = get_ipython()
+    shell = ipython.get_ipython()
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 

@@ -70,6 +70,29 @@ def test_import_leaves_torchvision_and_pyplot_for_later():
     assert result.stdout.splitlines() == ["[]", "matplotlib.pyplot Figure True", "True True"]
 
 
+def test_a_script_trains_without_importing_ipython():
+    """Outside Jupyter, plot='auto' needs no IPython (importing it to ask cost every script 0.2 s);
+    in a kernel IPython is already imported, and a fake kernel shell is recognised."""
+    probe = (
+        "import sys, types\n"
+        "import torch\n"
+        "import d2lcnn as d2l\n"
+        "X, y = torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,))\n"
+        "data = d2l.ImageBatches((X * 255).to(torch.uint8), y, 32)\n"
+        "d2l.train(d2l.MODELS['lenet'].build(), data, None, 1, 0.1, 'cpu', verbose=False)\n"
+        "print(d2l.plot.in_notebook(), 'IPython' in sys.modules)\n"
+        "fake = types.ModuleType('IPython')\n"
+        "fake.get_ipython = lambda: types.SimpleNamespace(config={'IPKernelApp': {}})\n"
+        "sys.modules['IPython'] = fake\n"
+        "print(d2l.plot.in_notebook())\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            cwd=root, env={**os.environ, "MPLBACKEND": "Agg"}, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["False False", "True"]
+
+
 def test_devices_here():
     assert d2l.cpu() == torch.device("cpu")
     assert d2l.num_gpus() == torch.cuda.device_count()
