@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 BENCH  ?= .venv-bench
 SWITCH_MODELS ?= lenet,bn_lenet,resnet18,densenet,googlenet,nin,alexnet,vgg11_4
 
-.PHONY: setup lab test test-all lint site site-env bench-env bench floor clean
+.PHONY: setup lab test test-all lint site site-env bench-env bench floor dist clean
 
 comma := ,
 # $(call bench_md,TITLE,SCRIPT AND ARGS,FILE): run benchmarks/SCRIPT, store its table under a
@@ -50,6 +50,12 @@ test-all: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# A release's files (CONTRIBUTING.md, "Making a release"): wheel and sdist in dist/, checked
+dist: setup
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python -m twine check --strict dist/*
+
 # The course as a static website in build/book/html (README: Website): Sphinx + MyST-NB + the
 # book theme, from the notebooks' stored outputs (nothing is executed), warnings as errors.
 SITE_STAMP := $(VENV)/.site-installed
@@ -79,6 +85,8 @@ bench: bench-env setup
 		--subset 60000 --test-subset 10000 --output benchmarks/results/cpu-28px.md
 	$(BENCH)/bin/python benchmarks/vs_d2l.py --models alexnet,vgg11_4,nin,googlenet,resnet18,densenet \
 		--epochs 1 --subset-large 768 --test-subset 500 --repeats 2 --scaling --output benchmarks/results/cpu-large.md
+	$(BENCH)/bin/python benchmarks/vs_d2l.py --api script --epochs 1 --repeats 5 \
+		--output benchmarks/results/cpu-whole-run.md
 	$(BENCH)/bin/python benchmarks/vs_d2l.py --api classes --models lenet,alexnet --repeats 3 --epochs 3 \
 		--subset 60000 --test-subset 10000 --repeats-large 2 --epochs-large 1 --subset-large 768 \
 		--test-subset-large 500 --output benchmarks/results/cpu-classes.md

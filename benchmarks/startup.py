@@ -9,7 +9,9 @@ layout/precision decision is timed) and a *remembered run* (the decision read fr
 each running the book's LeNet recipe as chapter 3 does (``load_data_fashion_mnist(256)``, all
 60,000 training images, one epoch of ``train_ch6`` at lr 0.9, then the 10,000 test images), and
 tabulate the phases: ``import torch``, ``import d2lcnn``, data, the trainer's set-up (dry run,
-decision), its first step, the rest of the epoch, the test pass, and the whole process.
+decision, the optimizer: a process's first ``torch.optim`` optimizer imports ``torch._dynamo``),
+its first step, the rest of the epoch, the test pass, the interpreter's start and exit (the whole
+process less what was timed inside it), and the whole process.
 
 A learner pays this at the top of every notebook and every ``python -m d2lcnn`` command. Each
 measurement is a fresh Python process started in the repository root (so it imports this
@@ -64,13 +66,15 @@ t4 = time.perf_counter()
 p = h.phases
 print(json.dumps({"import torch": t1 - t0, "import d2lcnn": t2 - t1, "data": t3 - t2,
                   "dry run": p["dry run"], "decision": p["decision"],
-                  "other set-up": p["set-up"] - p["dry run"] - p["decision"],
+                  "optimizer": p["optimizer"],
+                  "other set-up": p["set-up"] - p["dry run"] - p["decision"] - p["optimizer"],
                   "first step": p["first step"], "epoch after it": p["training"] - p["first step"],
                   "test": p["evaluation"], "train() in all": t4 - t3, "precision": h.precision,
                   "nhwc": h.channels_last, "test acc": h[-1].test_acc}))
 """
-PHASE_ROWS = ("import torch", "import d2lcnn", "data", "dry run", "decision", "other set-up",
-              "first step", "epoch after it", "test", "train() in all", "whole process")
+PHASE_ROWS = ("import torch", "import d2lcnn", "data", "dry run", "decision", "optimizer",
+              "other set-up", "first step", "epoch after it", "test", "train() in all",
+              "interpreter start and exit", "whole process")  # fmt: skip
 
 
 def phases_run(cache: Path) -> dict:
@@ -81,7 +85,9 @@ def phases_run(cache: Path) -> dict:
     proc = subprocess.run([sys.executable, "-c", PHASES_CHILD], capture_output=True, text=True,
                           cwd=ROOT, check=True, env=env)  # fmt: skip
     whole = time.perf_counter() - tic
-    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "whole process": whole}
+    inside = json.loads(proc.stdout.strip().splitlines()[-1])
+    timed = sum(inside[k] for k in ("import torch", "import d2lcnn", "data", "train() in all"))
+    return {**inside, "interpreter start and exit": whole - timed, "whole process": whole}
 
 
 def phases(repeats: int) -> None:

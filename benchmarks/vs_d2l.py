@@ -21,6 +21,14 @@ memory their mean. Reported:
 * test accuracy on the same test subset; peak memory: RSS of the process tree (d2l's loader
   workers included), sampled every 20 ms, or peak CUDA memory on a GPU.
 
+With ``--api script`` each run is a whole fresh process of the book's LeNet section as a reader
+runs it (d2l 0.17 / d2l-zh, ``chapter_convolutional-neural-networks/lenet``): the section's code
+with only its import line changed (``from d2l import torch as d2l`` or ``import d2lcnn as d2l``),
+``torch.manual_seed`` before the network, ``num_epochs`` from ``--epochs``, all 60,000 training and
+10,000 test images. Timed from outside: interpreter start, ``import torch``, data, training,
+evaluation and exit. One unmeasured run of each side first (the file cache warm; d2lcnn's 'auto'
+decision then remembered, as on a learner's second run), then the two sides alternate.
+
 With ``--api classes`` each run is the d2l 1.0 book's training cell instead (LeNet from its lenet
 section, AlexNet from its alexnet section), the same code on both sides with ``d2l`` bound to
 ``d2l.torch`` (d2l 1.0.3) or to ``d2lcnn``: the book's model class (:func:`book_classes`, written
@@ -53,6 +61,8 @@ from contextlib import redirect_stdout, suppress
 from pathlib import Path
 from typing import NamedTuple
 
+from torch import nn
+
 ROOT = Path.cwd()
 DEFAULT_MODELS = "lenet,alexnet,vgg11_4,nin,googlenet,bn_lenet,resnet18,densenet"
 
@@ -74,8 +84,10 @@ BOOK_RUNS = {
 
 def book_classes(d2l) -> dict[str, type]:
     """The d2l 1.0 book's model classes, as its sections write them, on ``d2l.Classifier`` of the
-    given module (``d2l.torch`` or ``d2lcnn``): both sides of the benchmark run this code."""
-    from torch import nn
+    given module (``d2l.torch`` or ``d2lcnn``): both sides of the benchmark run this code, and
+    ``tests/test_d2l_book.py`` checks these same classes on d2lcnn. ``nn`` is the module's global,
+    as in the book: a name of this function's would land in ``save_hyperparameters()``'s hparams.
+    """
 
     class LeNet(d2l.Classifier):  # chapter_convolutional-neural-networks/lenet
         """The LeNet-5 model."""
@@ -315,6 +327,80 @@ def book_worker(spec: dict) -> dict:
     }
 
 
+# --- --api script: the book's section as a whole process ------------------------------------
+BOOK_LENET_SCRIPT = """\
+import torch
+from torch import nn
+{import_line}
+
+torch.manual_seed({seed})
+net = nn.Sequential(
+    nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(),
+    nn.AvgPool2d(kernel_size=2, stride=2),
+    nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(),
+    nn.AvgPool2d(kernel_size=2, stride=2),
+    nn.Flatten(),
+    nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
+    nn.Linear(120, 84), nn.Sigmoid(),
+    nn.Linear(84, 10))
+batch_size = 256
+train_iter, test_iter = d2l.load_data_fashion_mnist(batch_size=batch_size)
+lr, num_epochs = 0.9, {epochs}
+d2l.train_ch6(net, train_iter, test_iter, num_epochs, lr, d2l.try_gpu())
+"""
+IMPORT_LINES = {"d2l": "from d2l import torch as d2l", "d2lcnn": "import d2lcnn as d2l"}
+
+
+def script_run(impl: str, seed: int, epochs: int, tmp: Path) -> dict:
+    """One fresh process of the book's LeNet section (``--api script``), timed from outside.
+    ``tmp`` holds ``data/`` in torchvision's layout (d2l reads ``../data``), ``cwd/`` to run in and
+    ``cache/`` (d2lcnn's cache folder: its remembered decision)."""
+    code = BOOK_LENET_SCRIPT.format(import_line=IMPORT_LINES[impl], seed=seed, epochs=epochs)
+    env = {k: v for k, v in os.environ.items() if k not in ("D2LCNN_QUICK", "D2LCNN_REMEASURE")}
+    env.update(MPLBACKEND="Agg", XDG_CACHE_HOME=str(tmp / "cache"))
+    tic = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp / "cwd", env=env,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    wall = time.perf_counter() - tic
+    if proc.returncode != 0:
+        raise RuntimeError(f"the {impl} run of the book's LeNet failed:\n{proc.stderr[-3000:]}")
+    return {"wall_s": wall, "test_acc": float(re.findall(r"test acc (\d\.\d+)", proc.stdout)[-1])}
+
+
+def whole_process(args: argparse.Namespace) -> str:
+    """``--api script``: the book's LeNet section, d2l vs d2lcnn, whole fresh processes."""
+    import statistics
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-script-"))
+    try:
+        os.makedirs(torchvision_layout(tmp) / "cwd")
+        runs: dict[str, list[dict]] = {"d2l": [], "d2lcnn": []}
+        for impl in runs:  # unmeasured: file cache warm, d2lcnn's decision remembered
+            script_run(impl, args.seed, args.epochs, tmp)
+        for r in range(args.repeats):
+            for impl in ("d2l", "d2lcnn") if r % 2 == 0 else ("d2lcnn", "d2l"):
+                runs[impl].append(script_run(impl, args.seed, args.epochs, tmp))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def cell(impl: str) -> str:
+        s = sorted(x["wall_s"] for x in runs[impl])
+        return f"{statistics.median(s):.2f} ({s[0]:.2f}-{s[-1]:.2f})"
+
+    med = {impl: statistics.median(x["wall_s"] for x in runs[impl]) for impl in runs}
+    acc = {impl: statistics.mean(x["test_acc"] for x in runs[impl]) for impl in runs}
+    lines = [
+        "| run | d2l 1.0.3: median s (min-max) | d2lcnn: median s (min-max) | ratio of medians "
+        "| d2l test acc | d2lcnn test acc |",
+        "|---|---|---|---|---|---|",
+        f"| the book's LeNet, 60,000 x {args.epochs} + 10,000 test, {args.repeats} fresh processes "
+        f"each | {cell('d2l')} | {cell('d2lcnn')} | **{med['d2l'] / med['d2lcnn']:.2f}x** | "
+        f"{acc['d2l']:.3f} | {acc['d2lcnn']:.3f} |",
+    ]
+    print("\n".join(lines), flush=True)
+    return "\n".join(lines)
+
+
 # --- the driver -----------------------------------------------------------------------------
 def run_worker(spec: dict) -> dict:
     env = dict(os.environ)
@@ -437,10 +523,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="python benchmarks/vs_d2l.py", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("--api", choices=("classic", "classes"), default="classic",
+    parser.add_argument("--api", choices=("classic", "classes", "script"), default="classic",
                         help="classic: load_data_fashion_mnist + train_ch6 on d2lcnn's models; "
                         "classes: the d2l 1.0 book's classes (Classifier, FashionMNIST, "
-                        "Trainer.fit)")  # fmt: skip
+                        "Trainer.fit); script: the book's LeNet section as a whole process")  # fmt: skip
     parser.add_argument("--models", default=None,
                         help=f"default: {DEFAULT_MODELS} (classic), {','.join(BOOK_RUNS)} "
                         "(classes)")  # fmt: skip
@@ -478,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     args.test_subset_large = args.test_subset_large or args.test_subset
     args.repeats_large = args.repeats_large or args.repeats
     classes = args.api == "classes"
+    if args.api == "script" and args.models not in (None, "lenet"):
+        parser.error("--api script runs the book's LeNet section only: leave out --models")
     args.models = args.models or (",".join(BOOK_RUNS) if classes else DEFAULT_MODELS)
     import d2lcnn
 
@@ -493,15 +581,25 @@ def main(argv: list[str] | None = None) -> int:
         f"Device: {device_name(args.device)}. Command: `{command}` ({time.strftime('%Y-%m-%d')}).",
         "",
     ]
-    if classes:
+    if args.api == "script":
         text += [
-            "d2l 1.0's class API, the same code on both sides: the book's model class on "
-            "`d2l.Classifier`, `d2l.FashionMNIST`, `d2l.Trainer(max_epochs, num_gpus=1).fit` "
-            "(d2l 1.0.3; d2lcnn's runs through `d2l.train`). Wall ex/s: the whole training cell, "
-            "data construction included; test accuracy: `d2l.evaluate_accuracy_gpu` after fit.",
+            "The book's LeNet section (d2l 0.17 / d2l-zh) run as a reader runs it, only the import "
+            "line changed; each figure is a whole fresh process timed from outside (interpreter "
+            "start, `import torch`, data, training, test, exit).",
             "",
+            whole_process(args),
         ]
-    text.append(compare(args))
+    else:
+        if classes:
+            text += [
+                "d2l 1.0's class API, the same code on both sides: the book's model class on "
+                "`d2l.Classifier`, `d2l.FashionMNIST`, `d2l.Trainer(max_epochs, num_gpus=1).fit` "
+                "(d2l 1.0.3; d2lcnn's runs through `d2l.train`). Wall ex/s: the whole training "
+                "cell, data construction included; test accuracy: `d2l.evaluate_accuracy_gpu` "
+                "after fit.",
+                "",
+            ]
+        text.append(compare(args))
     if args.scaling:
         print(flush=True)
         text += [

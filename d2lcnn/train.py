@@ -106,7 +106,8 @@ class History:
     interrupted: bool = False  #: True when Ctrl-C stopped training early
     precision: str = ""  #: 'fp32', 'bf16 autocast' or 'fp16 autocast'
     channels_last: bool = False  #: the memory format training used
-    #: seconds of the phases of the call (``'set-up'``, of it ``'dry run'`` and ``'decision'``;
+    #: seconds of the phases of the call (``'set-up'``, of it ``'dry run'``, ``'decision'`` and
+    #: ``'optimizer'``;
     #: ``'first step'``, ``'training'``, ``'evaluation'``): benchmarks/startup.py tabulates them
     phases: dict[str, float] = field(default_factory=dict)
 
@@ -583,8 +584,10 @@ def _set_up(
     test_iter = dist_.shard(test_iter, train=False)
     num_batches = len(train_iter)
     scaler = _grad_scaler(device, decision.dtype)
+    tic = time.perf_counter()  # a process's first torch.optim optimizer imports torch._dynamo
     opt = _optimizer(optimizer, net.parameters(), lr, momentum, weight_decay, device,
                      loss_scaling=scaler is not None)  # fmt: skip
+    phases["optimizer"] = time.perf_counter() - tic
     cfg = _Config(
         device=device, dtype=decision.dtype, nhwc=decision.nhwc,
         loss_fn=loss or nn.CrossEntropyLoss(label_smoothing=label_smoothing),
