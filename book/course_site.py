@@ -19,7 +19,11 @@ The extension (``extensions = ["course_site"]`` in ``book/conf.py``):
 - gives every page of the Chinese edition ``lang="zh-CN"`` and every link between pages of two
   languages the ``lang`` of the page it points to;
 - copies MathJax 3 from the ``django-static-mathjax`` package into ``_static/mathjax``, so math is
-  typeset with no network at build or view time.
+  typeset with no network at build or view time;
+- copies the course's Chinese font (``d2lcnn/fonts``, a subset of Noto Sans CJK SC covering every
+  wide character of the site: ``scripts/cjk_font.py``) into ``_static/fonts``, which
+  ``_static/course.css`` serves as the web font for Chinese text: a machine without a CJK font
+  shows the Chinese edition and the sidebar's Chinese captions, not empty boxes.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ BRANCH = "main"
 #: The ``-full`` component holds every TeX extension, so none is loaded from ``input/``.
 MATHJAX_COMPONENT = "tex-chtml-full.js"
 MATHJAX_FOLDERS = ["output/chtml/fonts/woff-v2", "a11y", "sre", "ui"]
+#: The Chinese web font: d2lcnn's bundled subset, served from ``_static/fonts`` (course.css).
+CJK_FONT = ROOT / "d2lcnn" / "fonts" / "NotoSansCJKsc-d2lcnn-subset.otf"
 
 REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
 MD_IMAGE = re.compile(r"!\[([^\]]*)\]\((https?://[^)\s]+)\)")
@@ -325,7 +331,7 @@ def mark_link_languages(html: str, pagename: str, docnames: set[str]) -> str:
 
 
 def finish(app: Any, exception: Exception | None) -> None:
-    """``build-finished``: mark cross-language links and ship MathJax."""
+    """``build-finished``: mark cross-language links, ship MathJax and the Chinese web font."""
     if exception is not None or app.builder.format != "html":
         return
     outdir = Path(app.outdir)
@@ -339,6 +345,10 @@ def finish(app: Any, exception: Exception | None) -> None:
         if marked != html:
             page.write_text(marked, encoding="utf-8")
     copy_mathjax(outdir / "_static" / "mathjax")
+    fonts = outdir / "_static" / "fonts"
+    fonts.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(CJK_FONT, fonts / CJK_FONT.name)
+    shutil.copy2(CJK_FONT.parent / "OFL.txt", fonts / "OFL.txt")
 
 
 def mathjax_source() -> Path:

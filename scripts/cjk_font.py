@@ -1,12 +1,14 @@
 """The Chinese font bundled with d2lcnn: a subset of Noto Sans CJK SC, so that Chinese figure text
-is drawn without tofu boxes on any machine (Binder, Colab, CI), with no font to install.
+is drawn without tofu boxes on any machine (Binder, Colab, CI), with no font to install. The course
+website serves the same file as its web font for Chinese text (book/_static/course.css).
 
     python scripts/cjk_font.py          # regenerate d2lcnn/fonts/NotoSansCJKsc-d2lcnn-subset.otf
-    python scripts/cjk_font.py --check  # exit 1 if a CJK character of notebooks/zh is not in it
+    python scripts/cjk_font.py --check  # exit 1 if a CJK character of notebooks/zh or the site is not in it
 
 The subset holds every wide character (Chinese characters, CJK and full-width punctuation) used
 in a string literal of a code cell of notebooks/zh/*.ipynb (figure titles, labels, legends and
-printed sentences), common CJK punctuation, and the 3,755 characters of level 1 of GB 2312 (the
+printed sentences), every wide character of the website's text (the notebooks' Markdown and code
+of both editions, README.md and README.zh.md), common CJK punctuation, and the 3,755 characters of level 1 of GB 2312 (the
 common Chinese characters, read from Python's ``gb2312`` codec), so that a learner's own Chinese
 labels are covered too (``--no-common`` leaves them out: a smaller file). Hints, vertical metrics
 and OpenType layout tables are dropped: matplotlib uses none of them.
@@ -96,6 +98,29 @@ def notebook_characters(zh_dir: Path = ZH) -> dict[str, list[str]]:
     return found
 
 
+def site_characters(root: Path = ROOT) -> dict[str, list[str]]:
+    """Every wide character of the website's sources (all notebooks, Markdown and code, and the
+    two READMEs the landing pages come from), with the files using it."""
+    found: dict[str, list[str]] = {}
+    files = sorted((root / "notebooks").rglob("*.ipynb")) + [
+        root / "README.md",
+        root / "README.zh.md",
+    ]
+    for path in files:
+        if not path.is_file() or ".ipynb_checkpoints" in path.parts:
+            continue
+        if path.suffix == ".ipynb":
+            nb = nbformat.read(path, as_version=4)
+            text = "\n".join(cell.source for cell in nb.cells)
+        else:
+            text = path.read_text(encoding="utf-8")
+        name = path.relative_to(root).as_posix()
+        for ch in text:
+            if is_wide(ch) and not ch.isspace() and name not in found.setdefault(ch, []):
+                found[ch].append(name)
+    return found
+
+
 def font_characters(path: Path = FONT) -> set[str]:
     """The characters the font file ``path`` has a glyph for."""
     from fontTools.ttLib import TTFont
@@ -179,14 +204,18 @@ def build(source: Path, characters: str, out: Path = FONT, needed: str = "") -> 
     return len(buffer.getvalue())
 
 
-def check(font: Path = FONT, zh_dir: Path = ZH) -> list[str]:
-    """One message per character of the Chinese notebooks' strings that ``font`` lacks."""
+def check(font: Path = FONT, zh_dir: Path = ZH, root: Path | None = ROOT) -> list[str]:
+    """One message per character of the Chinese notebooks' strings (and, with ``root``, of the
+    website's text) that ``font`` lacks."""
     if not font.is_file():
         return [f"{font.relative_to(ROOT)} is missing: run python scripts/cjk_font.py"]
     have = font_characters(font)
+    used = notebook_characters(zh_dir)
+    for ch, names in (site_characters(root) if root is not None else {}).items():
+        used.setdefault(ch, []).extend(n for n in names if n not in used[ch])
     return [
         f"{ch!r} (U+{ord(ch):04X}, used in {', '.join(names)}) is not in {font.name}"
-        for ch, names in sorted(notebook_characters(zh_dir).items())
+        for ch, names in sorted(used.items())
         if ch not in have and not ch.isspace()
     ]
 
@@ -206,21 +235,20 @@ def main() -> int:
             print(problem)
         if problems:
             print(
-                f"{len(problems)} character(s) of notebooks/zh would be drawn by a system CJK font "
+                f"{len(problems)} character(s) of notebooks/zh or the website would be drawn by a "
+                "system CJK font "
                 "or as boxes: run python scripts/cjk_font.py (needs fonts-noto-cjk) and commit "
                 f"{FONT.relative_to(ROOT)}"
             )
             return 1
-        print(
-            f"{FONT.name} covers the {len(notebook_characters())} wide characters of notebooks/zh"
-        )
+        print(f"{FONT.name} covers the wide characters of notebooks/zh's code and of the website")
         return 0
-    used = "".join(notebook_characters())
+    used = "".join(notebook_characters()) + "".join(site_characters())
     characters = PUNCTUATION + used + ("" if args.no_common else common_characters())
     size = build(args.source or find_source(), characters, needed=used)
     print(
         f"wrote {FONT.relative_to(ROOT)}: {size:,} bytes ({size / 2**20:.2f} MiB), "
-        f"{len(set(characters))} characters ({len(set(used))} from notebooks/zh)"
+        f"{len(set(characters))} characters ({len(set(used))} from notebooks/zh and the website)"
     )
     return 0
 

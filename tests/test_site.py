@@ -469,3 +469,55 @@ def test_mathjax_is_the_sites_own(site_url):
     assert any(s.endswith(f"_static/mathjax/{course_site.MATHJAX_COMPONENT}") for s in scripts)
     assert not [s for s in scripts if re.match(r"(https?:)?//", s)], "a script from elsewhere"
     assert fetch(f"{site_url}/_static/mathjax/{course_site.MATHJAX_COMPONENT}")[0] == 200
+
+
+def _wide_text_characters(html: str) -> set[str]:
+    """The wide (CJK) characters of a page's text and attributes (scripts and styles left out)."""
+    import unicodedata
+
+    text = re.sub(r"<(script|style)\b.*?</\1>", "", html, flags=re.S | re.I)
+    return {
+        ch for ch in text if unicodedata.east_asian_width(ch) in ("W", "F") and not ch.isspace()
+    }
+
+
+def test_the_sites_chinese_text_is_in_its_web_font(site_url):
+    """Every wide character of every built page is in the font the site serves for Chinese text
+    (a machine without a CJK font would otherwise show empty boxes), and the pages load it."""
+    import cjk_font  # scripts/, on the path through course_site
+
+    served = SITE / "_static" / "fonts" / course_site.CJK_FONT.name
+    assert served.read_bytes() == course_site.CJK_FONT.read_bytes()
+    css = (SITE / "_static" / "course.css").read_text()
+    assert f'url("fonts/{course_site.CJK_FONT.name}")' in css and "--pst-font-family-base:" in css
+    have = cjk_font.font_characters(served)
+    missing: dict[str, str] = {}
+    for page in SITE.rglob("*.html"):
+        for ch in _wide_text_characters(page.read_text(encoding="utf-8")) - have:
+            missing.setdefault(ch, page.relative_to(SITE).as_posix())
+    assert not missing, f"not in the web font (run python scripts/cjk_font.py): {missing}"
+
+
+def test_chinese_page_draws_with_the_web_font(browser, site_url):
+    """In Chromium with no CJK font of its own (the test machine), a Chinese page's text is drawn
+    with the site's web font: the face is loaded and covers the page's title."""
+    page = browser.new_page()
+    try:
+        page.goto(f"{site_url}/notebooks/zh/01_convolutions.html", wait_until="load")
+        title = page.evaluate("() => document.querySelector('article h1').textContent.trim()")
+        result = page.evaluate(
+            """async (title) => {
+                 await document.fonts.load('16px "Noto Sans CJK SC d2lcnn"', title);
+                 await document.fonts.ready;
+                 const faces = [...document.fonts].filter(f => f.family.includes('d2lcnn'));
+                 return {status: faces.map(f => f.status),
+                         check: document.fonts.check('16px "Noto Sans CJK SC d2lcnn"', title),
+                         family: getComputedStyle(document.querySelector('article h1')).fontFamily};
+               }""",
+            title,
+        )  # fmt: skip
+    finally:
+        page.close()
+    assert any(_wide_text_characters(title)), title
+    assert result["status"] == ["loaded"], result
+    assert result["check"] and "Noto Sans CJK SC d2lcnn" in result["family"], result

@@ -222,7 +222,7 @@ def test_the_coverage_check_names_a_missing_character(tmp_path):
     nb = english()
     nb.cells[4].source = TRAINING.replace("Training loss", "训练损失 龘")  # 龘: not a common one
     nbformat.write(nb, tmp_path / "03_lenet.ipynb")
-    problems = cjk_font.check(cjk_font.FONT, tmp_path)
+    problems = cjk_font.check(cjk_font.FONT, tmp_path, root=None)
     assert problems == [f"'龘' (U+9F98, used in 03_lenet.ipynb) is not in {cjk_font.FONT.name}"]
 
 
