@@ -10,11 +10,11 @@ and opening paragraphs) and from the code that writes the README's chapter and r
 
 The extension (``extensions = ["course_site"]`` in ``book/conf.py``):
 
-- takes the Colab badge off the top of each notebook page (the page's launch buttons replace it,
+- takes the launch badges off the top of each notebook page (the page's launch menu replaces them,
   and its image lives on a remote host that an offline site cannot load), and points links to
   repository files that are no page (README.zh.md, say) at the repository host;
 - fails the build (a warning under ``-W``) on any other remote image: the site must work offline;
-- adds per notebook page a launch menu (Binder, Colab) and a source menu (the notebook on the
+- adds per notebook page a launch menu (Binder, Colab, Kaggle, SageMaker Studio Lab) and a source menu (the notebook on the
   repository host, the repository);
 - gives every page of the Chinese edition ``lang="zh-CN"`` and every link between pages of two
   languages the ``lang`` of the page it points to;
@@ -178,8 +178,10 @@ def landing_page(notebooks: Path, readme: Path) -> str:
         readme_intro(readme),
         "",
         f"Read the course here, or run it: every chapter opens on "
-        f"[Binder]({nbsync.binder_url(start)}) (JupyterLab with everything installed) and on "
-        f"[Colab]({nbsync.colab_url(start)}) from the rocket menu at the top of its page. "
+        f"[Binder]({nbsync.binder_url(start)}) (JupyterLab with everything installed), on "
+        f"[Colab]({nbsync.colab_url(start)}), [Kaggle]({nbsync.kaggle_url(start)}) and "
+        f"[SageMaker Studio Lab]({nbsync.studiolab_url(start)}) from the rocket menu at the top "
+        "of its page. "
         f"The source is on [GitHub]({nbsync.repo_url()}).",
         "",
         "## Chapters",
@@ -235,7 +237,7 @@ def source_url(notebook: str) -> str:
 
 
 def prepare_notebook(app: Any, docname: str, source: list[str]) -> None:
-    """``source-read``: take the Colab badge (as ``scripts/nbsync.py`` writes it) off the top of
+    """``source-read``: take the launch badges (as ``scripts/nbsync.py`` writes them) off the top of
     the notebook's first Markdown cell (the page's launch menu replaces it), and point links to
     repository files that are no page (``../../README.zh.md``) at the repository host."""
     notebook = notebook_of(docname)
@@ -274,7 +276,7 @@ def check_remote_images(app: Any, doctree: Any) -> None:
 
 def launch_buttons(app: Any, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
     """``html-page-context``: the page's language, and for a notebook page its launch menu
-    (Binder, Colab: ``scripts/nbsync.py``'s links) and source menu."""
+    (Binder, Colab, Kaggle, Studio Lab: ``scripts/nbsync.py``'s links) and source menu."""
     context["language"] = page_language(pagename)
     notebook = notebook_of(pagename)
     buttons = context.get("header_buttons")
@@ -292,6 +294,12 @@ def launch_buttons(app: Any, pagename: str, templatename: str, context: dict, do
             {"type": "link", "text": "Colab", "tooltip": "Run on Google Colab",
              "icon": "_static/images/logo_colab.png", "label": "launch-colab",
              "url": nbsync.colab_url(notebook)},
+            {"type": "link", "text": "Kaggle", "tooltip": "Run on Kaggle",
+             "icon": "fab fa-kaggle", "label": "launch-kaggle",
+             "url": nbsync.kaggle_url(notebook)},
+            {"type": "link", "text": "Studio Lab", "tooltip": "Run on SageMaker Studio Lab",
+             "icon": "fas fa-flask", "label": "launch-studiolab",
+             "url": nbsync.studiolab_url(notebook)},
         ],
     }  # fmt: skip
     source = {

@@ -1,11 +1,14 @@
-"""One source of truth for the launch links: every notebook's Colab badge and setup cell, and
-the README's badges and chapter table; and the line that shows figures in every notebook.
+"""One source of truth for the launch links: every notebook's launch badges (Colab, Kaggle,
+SageMaker Studio Lab) and setup cell, and the README's badges and chapter table; and the line
+that shows figures in every notebook.
 
     python scripts/nbsync.py          # rewrite them
     python scripts/nbsync.py --check  # exit 1 if anything differs (used by the tests)
 
 The repository URL is read from pyproject.toml ([project.urls] Repository): moving the
-repository means changing that one line and running this script.
+repository means changing that one line and running this script. The setup cell installs the
+release of d2lcnn that the notebooks were checked with (``d2lcnn.__version__``, tag ``vX.Y.Z``:
+CONTRIBUTING.md, "Making a release") on Colab, Kaggle and SageMaker Studio Lab.
 
 The import cell (the first code cell after the setup cell) starts with ``%matplotlib inline``:
 without it a kernel started with ``MPLBACKEND`` set (``Agg`` in a terminal or CI, say) never
@@ -40,7 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 ZH = NOTEBOOKS / "zh"
 SOLUTIONS = NOTEBOOKS / "solutions"  #: solutions/NN_name_solutions.ipynb, one per chapter
-BADGE_RE = re.compile(r"^\[!\[Open In Colab\]\(.*?\)\]\(.*?\)\n*", re.M)
+# the launch badges at the top of a notebook: one or more [![Open In ...](image)](link) in a row
+BADGE_RE = re.compile(r"^(?:\[!\[Open In [^\]]*\]\([^)]*\)\]\([^)]*\) ?)+\n*", re.M)
 SETUP_MARK = "# Setup (the same in every notebook)"
 ZH_SETUP_MARK = "# 环境设置（每个笔记本都相同）"
 INLINE = "%matplotlib inline"
@@ -56,6 +60,20 @@ def github_path() -> str:
     return repo_url().split("github.com/", 1)[1]
 
 
+def package_version() -> str:
+    """d2lcnn's version, read from ``d2lcnn/__init__.py`` (the one place it is written)."""
+    text = (ROOT / "d2lcnn" / "__init__.py").read_text()
+    match = re.search(r'^__version__ = "([^"]+)"', text, re.M)
+    if match is None:
+        raise SystemExit('d2lcnn/__init__.py lacks a line __version__ = "X.Y.Z"')
+    return match.group(1)
+
+
+def notebook_url(notebook: str) -> str:
+    """``notebooks/<notebook>`` on the repository host's main branch."""
+    return f"{repo_url()}/blob/main/notebooks/{notebook}"
+
+
 def colab_url(notebook: str) -> str:
     """Colab's address of ``notebooks/<notebook>`` (``notebook`` may be ``zh/NAME.ipynb``)."""
     return (
@@ -63,28 +81,94 @@ def colab_url(notebook: str) -> str:
     )
 
 
+def kaggle_url(notebook: str) -> str:
+    """Kaggle's address that opens ``notebooks/<notebook>`` as a new Kaggle notebook."""
+    return f"https://kaggle.com/kernels/welcome?src={notebook_url(notebook)}"
+
+
+def studiolab_url(notebook: str) -> str:
+    """SageMaker Studio Lab's address that opens ``notebooks/<notebook>`` (and offers to clone
+    the repository and build its ``environment.yml``)."""
+    return (
+        f"https://studiolab.sagemaker.aws/import/github/{github_path()}/blob/main/notebooks/"
+        f"{notebook}"
+    )
+
+
+#: (badge text, badge image, address of a notebook) per launcher, in the order they are shown
+LAUNCHERS = [
+    ("Open In Colab", "https://colab.research.google.com/assets/colab-badge.svg", colab_url),
+    ("Open In Kaggle", "https://kaggle.com/static/images/open-in-kaggle.svg", kaggle_url),
+    ("Open In SageMaker Studio Lab", "https://studiolab.sagemaker.aws/studiolab.svg",
+     studiolab_url),
+]  # fmt: skip
+
+
+def launch_badges(notebook: str, launchers: list | None = None) -> str:
+    """The launch badges of ``notebooks/<notebook>``, in one line."""
+    return " ".join(
+        f"[![{text}]({image})]({url(notebook)})" for text, image, url in launchers or LAUNCHERS
+    )
+
+
 def colab_badge(notebook: str) -> str:
-    img = "https://colab.research.google.com/assets/colab-badge.svg"
-    return f"[![Open In Colab]({img})]({colab_url(notebook)})"
+    return launch_badges(notebook, LAUNCHERS[:1])
+
+
+def install_target() -> str:
+    """What the setup cell gives pip: d2lcnn from the repository, at the release's tag."""
+    return f"d2lcnn @ git+{repo_url()}@v{package_version()}"
+
+
+SETUP_TEXT = {
+    "en": {
+        "comments": (
+            SETUP_MARK + ": on Colab, Kaggle or SageMaker Studio Lab, install\n"
+            "# d2lcnn {version} (the release these notebooks were checked with) from the course\n"
+            "# repository, keeping the host's own torch. On your machine or Binder d2lcnn is\n"
+            "# already installed and this cell does nothing.\n"
+        ),
+        "done": "{{HOST}}: installed d2lcnn {version}",
+        "kaggle": "Kaggle could not download d2lcnn: switch on Internet (Settings, on the right) "
+        "and run this cell again",
+        "failed": "{{HOST}}: pip could not install d2lcnn (its message is above)",
+    },
+    "zh": {
+        "comments": (
+            ZH_SETUP_MARK + "：在 Colab、Kaggle 或 SageMaker Studio Lab 上，从课程仓库安装\n"
+            "# d2lcnn {version}（检查这些笔记本时所用的版本），保留平台自带的 torch。\n"
+            "# 在你自己的电脑或 Binder 上已经装好 d2lcnn，这个单元格什么也不做。\n"
+        ),
+        "done": "{{HOST}}：已安装 d2lcnn {version}",
+        "kaggle": "Kaggle 无法下载 d2lcnn：请在右侧的 Settings 中打开 Internet，然后重新运行这个单元格",
+        "failed": "{{HOST}}：pip 未能安装 d2lcnn（原因见上方 pip 的输出）",
+    },
+}
 
 
 def setup_cell_source(lang: str = "en") -> str:
-    """The first code cell of every notebook; ``lang="zh"``: the same code, Chinese comments."""
-    if lang == "zh":
-        comments = (
-            f"{ZH_SETUP_MARK}：在 Google Colab 上从课程仓库安装 d2lcnn。\n"
-            "# 保留 Colab 自带的 torch；在其他环境中，这个单元格什么也不做。\n"
-        )
-    else:
-        comments = (
-            f"{SETUP_MARK}: on Google Colab, install d2lcnn from the course repository.\n"
-            "# Colab's own torch is kept; elsewhere this cell does nothing.\n"
-        )
+    """The first code cell of every notebook: on a hosted notebook service (Colab, Kaggle,
+    SageMaker Studio Lab) it installs the release of d2lcnn; elsewhere it does nothing.
+    ``lang="zh"``: the same code, Chinese comments and messages."""
+    text = {k: v.format(version=package_version()) for k, v in SETUP_TEXT[lang].items()}
     return (
-        comments + "import sys\n"
+        text["comments"] + "import os\n"
+        "import subprocess\n"
+        "import sys\n"
+        "from pathlib import Path\n"
         "\n"
-        'if "google.colab" in sys.modules:\n'
-        f'    %pip install -q "d2lcnn @ git+{repo_url()}"'
+        'HOST = ("Colab" if "google.colab" in sys.modules\n'
+        '        else "Kaggle" if "KAGGLE_KERNEL_RUN_TYPE" in os.environ\n'
+        '        else "Studio Lab" if Path.home().name == "studio-lab-user"\n'
+        "        else None)\n"
+        "if HOST:\n"
+        f'    package = "{install_target()}"\n'
+        '    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", package]).returncode == 0:\n'
+        f'        print(f"{text["done"]}")\n'
+        '    elif HOST == "Kaggle":\n'
+        f'        print("{text["kaggle"]}")\n'
+        "    else:\n"
+        f'        print(f"{text["failed"]}")'
     )
 
 
@@ -104,19 +188,19 @@ def title(nb: nbformat.NotebookNode) -> str:
 
 
 def _chapter_table(notebooks: list[Path], folder: str, header: str) -> str:
-    """The chapter table of a README: notebook, title, Colab badge and solutions link per row."""
+    """The chapter table of a README: notebook, title, launch badges and solutions link per row."""
     rows = [header, "|---|---|---|---|"]
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         rows.append(
             f"| [`{path.name}`](notebooks/{folder}{path.name}) | {title(nb)} | "
-            f"{colab_badge(folder + path.name)} | {_solutions_link(NOTEBOOKS / path.name)} |"
+            f"{launch_badges(folder + path.name)} | {_solutions_link(NOTEBOOKS / path.name)} |"
         )
     return "\n".join(rows)
 
 
 def _badges(start: str) -> str:
-    return f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder_url(start)}) {colab_badge(start)}"
+    return f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder_url(start)}) {launch_badges(start)}"
 
 
 def readme_sections(notebooks: list[Path]) -> dict[str, str]:
@@ -171,7 +255,7 @@ def sync(nb: nbformat.NotebookNode, name: str, lang: str = "en",
         folder = "zh/" if lang == "zh" else ""
     first_md = next(c for c in nb.cells if c.cell_type == "markdown")
     body = BADGE_RE.sub("", first_md.source)
-    first_md.source = colab_badge(f"{folder}{name}") + "\n\n"
+    first_md.source = launch_badges(f"{folder}{name}") + "\n\n"
     first_md.source += body.lstrip("\n")
     code = [c for c in nb.cells if c.cell_type == "code"]
     if code and code[0].source.startswith((SETUP_MARK, ZH_SETUP_MARK)):

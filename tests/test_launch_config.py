@@ -1,4 +1,5 @@
-"""Launch configuration, checked statically: Binder files, Colab badges and install cells.
+"""Launch configuration: Binder files, launch badges (Colab, Kaggle, SageMaker Studio Lab) and the
+setup cells, run under each host faked (nothing is installed).
 
 repo2docker cannot run here, so these tests read its input files: they parse, every package the
 notebooks import is provided, d2lcnn gets installed, and every launch link points at a notebook
@@ -14,6 +15,7 @@ import tomllib
 from pathlib import Path
 
 import nbformat
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,7 +23,12 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import nbsync  # noqa: E402
 
 # import name -> distribution name, where they differ or come in through another package
-PROVIDED_BY = {"PIL": "torchvision", "IPython": "ipykernel", "matplotlib_inline": "ipykernel"}
+PROVIDED_BY = {
+    "PIL": "torchvision",
+    "IPython": "ipykernel",
+    "matplotlib_inline": "ipykernel",
+    "sklearn": "scikit-learn",
+}
 
 
 def pip_names(lines: list[str]) -> set[str]:
@@ -132,10 +139,115 @@ def test_nbsync_puts_matplotlib_inline_first_in_the_import_cell():
     assert nbformat.writes(nbsync.sync(synced, "99_new.ipynb")) == nbformat.writes(synced)
 
 
-def test_setup_cell_installs_only_on_colab():
-    source = nbsync.setup_cell_source()
-    assert 'if "google.colab" in sys.modules:' in source
-    install = [line for line in source.splitlines() if "pip install" in line]
-    assert len(install) == 1 and install[0].startswith("    ")  # inside the Colab branch only
-    assert "torch" not in install[0].split("@")[0]  # Colab's own torch is kept
-    assert nbsync.repo_url() in install[0]
+def all_notebooks() -> list[Path]:
+    """Every notebook a learner can open: chapters, solutions, the Chinese edition."""
+    return sorted((ROOT / "notebooks").rglob("*.ipynb"))
+
+
+def setup_cell(path: Path) -> str:
+    return next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code").source
+
+
+HOSTS = {  # how each host shows itself to the setup cell, faked here
+    "Colab": lambda mp: mp.setitem(sys.modules, "google.colab", type(sys)("google.colab")),
+    "Kaggle": lambda mp: mp.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive"),
+    "Studio Lab": lambda mp: mp.setattr(Path, "home", classmethod(
+        lambda cls: Path("/home/studio-lab-user"))),
+    None: lambda mp: None,  # a laptop, Binder, CI
+}  # fmt: skip
+
+
+def run_setup_cell(source: str, host: str | None, monkeypatch, returncode: int = 0) -> list:
+    """Execute a setup cell as the host would, with subprocess.run faked: the commands it would
+    run (nothing is installed)."""
+    import subprocess
+
+    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    HOSTS[host](monkeypatch)
+    commands = []
+
+    def fake_run(cmd, *args, **kwargs):
+        commands.append(cmd)
+        return subprocess.CompletedProcess(cmd, returncode)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    exec(compile(source, "<setup cell>", "exec"), {"__name__": "__main__"})
+    return commands
+
+
+@pytest.mark.parametrize("host", list(HOSTS))
+def test_every_setup_cell_installs_the_release_on_hosted_notebooks_only(host, monkeypatch, capsys):
+    """On Colab, Kaggle and Studio Lab each notebook's setup cell runs one command: pip installs
+    the release of d2lcnn (the tag of d2lcnn.__version__) from the repository, torch untouched,
+    and says so in one line; anywhere else it runs nothing and prints nothing."""
+    import d2lcnn
+
+    expected = [sys.executable, "-m", "pip", "install", "-q",
+                f"d2lcnn @ git+{nbsync.repo_url()}@v{d2lcnn.__version__}"]  # fmt: skip
+    for path in all_notebooks():
+        commands = run_setup_cell(setup_cell(path), host, monkeypatch)
+        printed = capsys.readouterr().out
+        if host is None:
+            assert commands == [] and printed == "", path
+        else:
+            assert commands == [expected], path
+            assert printed.count("\n") == 1 and host in printed and d2lcnn.__version__ in printed
+
+
+def test_kaggle_without_internet_says_what_to_switch_on(monkeypatch, capsys):
+    for path in (
+        ROOT / "notebooks" / "03_lenet.ipynb",
+        ROOT / "notebooks" / "zh" / "03_lenet.ipynb",
+    ):
+        run_setup_cell(setup_cell(path), "Kaggle", monkeypatch, returncode=1)
+        printed = capsys.readouterr().out
+        assert printed.count("\n") == 1 and "Internet" in printed and "Settings" in printed
+    run_setup_cell(setup_cell(path), "Colab", monkeypatch, returncode=1)
+    assert "pip" in capsys.readouterr().out
+
+
+def test_every_launcher_uses_the_one_repository_url():
+    """Badges, install cells, README tables and the site's launch menu all name the repository of
+    pyproject.toml ([project.urls] Repository): whoever owns that name ships code into every
+    learner's notebook, so there must be exactly one."""
+    launcher = re.compile(
+        r"(?:colab\.research\.google\.com/github/|mybinder\.org/v2/gh/|"
+        r"studiolab\.sagemaker\.aws/import/github/|kaggle\.com/kernels/welcome\?src=https://github\.com/|"
+        r"git\+https://github\.com/)([\w.-]+/[\w.-]+?)(?:/|@|\.git|\"|$)"
+    )  # fmt: skip
+    texts = {p.name: p.read_text() for p in (ROOT / "README.md", ROOT / "README.zh.md")}
+    texts |= {str(p.relative_to(ROOT)): p.read_text() for p in all_notebooks()}
+    texts["book/course_site.py (landing)"] = (ROOT / "book" / "course_site.py").read_text()
+    found: dict[str, set[str]] = {}
+    for name, text in texts.items():
+        for repo in launcher.findall(text):
+            found.setdefault(repo, set()).add(name)
+    assert set(found) == {nbsync.github_path()}, found
+    for path in all_notebooks():  # each notebook opens itself on every host
+        badges = nbformat.read(path, as_version=4).cells[0].source.split("\n")[0]
+        rel = path.relative_to(ROOT / "notebooks").as_posix()
+        assert badges == nbsync.launch_badges(rel), path
+        assert [text for text, _, _ in nbsync.LAUNCHERS] == re.findall(
+            r"\[!\[(Open In [^\]]+)\]", badges
+        )
+    assert nbsync.repo_url() in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("lang", ["", "zh/"])
+@pytest.mark.parametrize("gpus", [0, 1, 2])
+def test_chapter_12_launches_one_process_per_gpu(lang, gpus, monkeypatch):
+    """On Kaggle's two T4s (the one free machine with two GPUs) chapter 12's torchrun launch uses
+    both: in the full setting (a GPU machine) one process per GPU; on a CPU two processes."""
+    import torch
+
+    import d2lcnn
+
+    nb = nbformat.read(ROOT / "notebooks" / f"{lang}12_distributed.ipynb", as_version=4)
+    (cell,) = [c.source for c in nb.cells
+               if c.cell_type == "code" and "pick_setting(" in c.source and "nproc" in c.source]  # fmt: skip
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(d2lcnn, "pick_setting", lambda *a, **k: "full" if gpus else "laptop")
+    scope = {"d2l": d2lcnn, "torch": torch}
+    exec(compile(cell, "<chapter 12 launch cell>", "exec"), scope)
+    assert scope["nproc"] == (gpus if gpus else 2)

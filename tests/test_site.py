@@ -67,7 +67,7 @@ def notebook(
     nb = nbformat.v4.new_notebook()
     path = folder / rel
     nb.cells = [
-        nbformat.v4.new_markdown_cell(f"{nbsync.colab_badge(rel)}\n\n# {title}\n\n{markdown}"),
+        nbformat.v4.new_markdown_cell(f"{nbsync.launch_badges(rel)}\n\n# {title}\n\n{markdown}"),
         nbformat.v4.new_code_cell("print(1 + 1)", outputs=outputs or []),
     ]
     nb.metadata["kernelspec"] = {
@@ -228,10 +228,17 @@ def test_small_site_parts_languages_and_launch_links(small_site):
     for name, url in [
         ("launch-colab", nbsync.colab_url("zh/01_a.ipynb")),
         ("launch-binder", nbsync.binder_url("zh/01_a.ipynb")),
+        ("launch-kaggle", nbsync.kaggle_url("zh/01_a.ipynb")),
+        ("launch-studiolab", nbsync.studiolab_url("zh/01_a.ipynb")),
         ("notebook-source", course_site.source_url("zh/01_a.ipynb")),
     ]:
         assert re.search(rf'<a href="{re.escape(url)}"[^>]*class="[^"]*btn-{name}', zh), name  # fmt: skip
-    assert "colab-badge.svg" not in en  # the badge is off the page, the launch menu replaces it
+    for (
+        _,
+        image,
+        _,
+    ) in nbsync.LAUNCHERS:  # the badges are off the page, the launch menu replaces them
+        assert image not in en
     assert f'href="{nbsync.repo_url()}/blob/main/README.md"' in en
     assert '<span class="math notranslate nohighlight">' in en and "<img" in en
     assert (small_site / "_static" / "mathjax" / course_site.MATHJAX_COMPONENT).is_file()
@@ -337,7 +344,8 @@ CHECK_JS = """() => {
     images: [...document.images].map(i => ({src: i.src, ok: i.complete && i.naturalWidth > 0})),
     articleImages: article.querySelectorAll('img').length,
     links: [...document.querySelectorAll('a[href]')].map(a => a.href),
-    launch: Object.fromEntries(['launch-colab', 'launch-binder', 'notebook-source'].map(
+    launch: Object.fromEntries(['launch-colab', 'launch-binder', 'launch-kaggle', 'launch-studiolab',
+                                'notebook-source'].map(
       k => [k, [...document.querySelectorAll('a.btn-' + k)].map(a => a.getAttribute('href'))])),
     lang: document.documentElement.lang,
     prevNext: document.querySelectorAll('.prev-next-area a').length,
@@ -446,6 +454,8 @@ def test_chapter_page_in_browser(browser, site_url, notebook):
     assert info["launch"] == {
         "launch-colab": [nbsync.colab_url(notebook)],
         "launch-binder": [nbsync.binder_url(notebook)],
+        "launch-kaggle": [nbsync.kaggle_url(notebook)],
+        "launch-studiolab": [nbsync.studiolab_url(notebook)],
         "notebook-source": [course_site.source_url(notebook)],
     }
     for url in info["launch"].values():
