@@ -52,6 +52,15 @@ def test_public_api_is_listed_and_importable():
         assert name in d2l.__all__
 
 
+def fresh_process(probe: str) -> list[str]:
+    """The lines ``probe`` prints in a fresh Python process started in the repository root."""
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            cwd=root, env={**os.environ, "MPLBACKEND": "Agg"}, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.splitlines()
+
+
 def test_import_leaves_torchvision_and_pyplot_for_later():
     """``import d2lcnn`` loads neither torchvision nor pyplot; ``d2l.plt`` still is pyplot."""
     probe = (
@@ -63,11 +72,7 @@ def test_import_leaves_torchvision_and_pyplot_for_later():
         "from d2lcnn import plt\n"
         "print(plt is d2l.plt is d2l.plot.plt, 'plt' in dir(d2l))\n"
     )
-    root = Path(__file__).resolve().parents[1]
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            cwd=root, env={**os.environ, "MPLBACKEND": "Agg"}, check=False)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.splitlines() == ["[]", "matplotlib.pyplot Figure True", "True True"]
+    assert fresh_process(probe) == ["[]", "matplotlib.pyplot Figure True", "True True"]
 
 
 def test_a_script_trains_without_importing_ipython():
@@ -86,11 +91,7 @@ def test_a_script_trains_without_importing_ipython():
         "sys.modules['IPython'] = fake\n"
         "print(d2l.plot.in_notebook())\n"
     )
-    root = Path(__file__).resolve().parents[1]
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            cwd=root, env={**os.environ, "MPLBACKEND": "Agg"}, check=False)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.splitlines() == ["False False", "True"]
+    assert fresh_process(probe) == ["False False", "True"]
 
 
 def test_devices_here():
