@@ -274,6 +274,18 @@ def check_remote_images(app: Any, doctree: Any) -> None:
             )
 
 
+#: The launch menu of a notebook page: (text, tooltip, icon, button label, address of a notebook)
+LAUNCH_MENU = [
+    ("Binder", "Run on Binder (JupyterLab)", "_static/images/logo_binder.svg", "launch-binder",
+     nbsync.binder_url),
+    ("Colab", "Run on Google Colab", "_static/images/logo_colab.png", "launch-colab",
+     nbsync.colab_url),
+    ("Kaggle", "Run on Kaggle", "fab fa-kaggle", "launch-kaggle", nbsync.kaggle_url),
+    ("Studio Lab", "Run on SageMaker Studio Lab", "fas fa-flask", "launch-studiolab",
+     nbsync.studiolab_url),
+]  # fmt: skip
+
+
 def launch_buttons(app: Any, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
     """``html-page-context``: the page's language, and for a notebook page its launch menu
     (Binder, Colab, Kaggle, Studio Lab: ``scripts/nbsync.py``'s links) and source menu."""
@@ -288,18 +300,9 @@ def launch_buttons(app: Any, pagename: str, templatename: str, context: dict, do
         "icon": "fas fa-rocket",
         "label": "launch-buttons",
         "buttons": [
-            {"type": "link", "text": "Binder", "tooltip": "Run on Binder (JupyterLab)",
-             "icon": "_static/images/logo_binder.svg", "label": "launch-binder",
-             "url": nbsync.binder_url(notebook)},
-            {"type": "link", "text": "Colab", "tooltip": "Run on Google Colab",
-             "icon": "_static/images/logo_colab.png", "label": "launch-colab",
-             "url": nbsync.colab_url(notebook)},
-            {"type": "link", "text": "Kaggle", "tooltip": "Run on Kaggle",
-             "icon": "fab fa-kaggle", "label": "launch-kaggle",
-             "url": nbsync.kaggle_url(notebook)},
-            {"type": "link", "text": "Studio Lab", "tooltip": "Run on SageMaker Studio Lab",
-             "icon": "fas fa-flask", "label": "launch-studiolab",
-             "url": nbsync.studiolab_url(notebook)},
+            {"type": "link", "text": text, "tooltip": tooltip, "icon": icon, "label": label,
+             "url": url(notebook)}
+            for text, tooltip, icon, label, url in LAUNCH_MENU
         ],
     }  # fmt: skip
     source = {
