@@ -99,7 +99,7 @@ bench: bench-env setup
 	$(call bench_md,torch.compile$(comma) cost and gain,compile_cost.py,cpu-compile.md)
 	$(call bench_md,Freed memory kept in the process vs handed back to the kernel,cpu_memory.py,cpu-memory.md)
 	$(call bench_md,Start-up: \`import torch\`$(comma) then \`import d2lcnn\` on top of it,startup.py,cpu-startup.md)
-	$(call bench_md,A whole run of the book's LeNet by phase$(comma) first run vs remembered run,startup.py --phases --repeats 3,cpu-startup-phases.md)
+	$(call bench_md,A whole run of the book's LeNet by phase$(comma) first run vs remembered run vs remembered run without \`gc.freeze()\`,startup.py --phases --repeats 5,cpu-startup-phases.md)
 	$(BENCH)/bin/python scripts/results_table.py
 
 # The oldest PyTorch the course declares (pyproject, requirements, environment.yml), proved: its

@@ -5,8 +5,8 @@
     python benchmarks/startup.py --phases [--repeats 5]
 
 ``--phases``: fresh processes alternate between a *first run* (an empty cache folder: the
-layout/precision decision is timed) and a *remembered run* (the decision read from the cache),
-each running the book's LeNet recipe as chapter 3 does (``load_data_fashion_mnist(256)``, all
+layout/precision decision is timed), a *remembered run* (the decision read from the cache) and a
+remembered run that undoes d2lcnn's ``gc.freeze()`` (see ``d2lcnn/__init__.py``), each running the book's LeNet recipe as chapter 3 does (``load_data_fashion_mnist(256)``, all
 60,000 training images, one epoch of ``train_ch6`` at lr 0.9, then the 10,000 test images), and
 tabulate the phases: ``import torch``, ``import d2lcnn``, data, the trainer's set-up (dry run,
 decision, the optimizer: a process's first ``torch.optim`` optimizer imports ``torch._dynamo``),
@@ -51,11 +51,14 @@ print(json.dumps({{"torch": t1 - t0, "d2lcnn": t2 - t1, "file": d2lcnn.__file__,
 
 
 PHASES_CHILD = """
-import json, time
+import atexit, gc, json, sys, time
 t0 = time.perf_counter()
 import torch
 t1 = time.perf_counter()
 import d2lcnn as d2l
+if sys.argv[1:] == ["--no-freeze"]:  # undo what d2lcnn/__init__.py tells the garbage collector
+    gc.unfreeze()
+    atexit.unregister(gc.freeze)
 t2 = time.perf_counter()
 train_iter, test_iter = d2l.load_data_fashion_mnist(256)
 t3 = time.perf_counter()
@@ -77,12 +80,14 @@ PHASE_ROWS = ("import torch", "import d2lcnn", "data", "dry run", "decision", "o
               "interpreter start and exit", "whole process")  # fmt: skip
 
 
-def phases_run(cache: Path) -> dict:
-    """One fresh process of the LeNet recipe with ``cache`` as its cache folder."""
+def phases_run(cache: Path, freeze: bool = True) -> dict:
+    """One fresh process of the LeNet recipe with ``cache`` as its cache folder; with ``freeze``
+    False, the process undoes d2lcnn's ``gc.freeze()`` (at import and at exit) after importing it."""
     env = {k: v for k, v in os.environ.items() if k not in ("D2LCNN_QUICK", "D2LCNN_REMEASURE")}
     env["XDG_CACHE_HOME"] = str(cache)
     tic = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", PHASES_CHILD], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", PHASES_CHILD, *([] if freeze else ["--no-freeze"])],
+                          capture_output=True, text=True,
                           cwd=ROOT, check=True, env=env)  # fmt: skip
     whole = time.perf_counter() - tic
     inside = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -97,24 +102,26 @@ def phases(repeats: int) -> None:
 
     remembered = Path(tempfile.mkdtemp(prefix="startup-remembered-"))
     phases_run(remembered)  # warms the file cache and keeps the decision for the remembered runs
-    first, again = [], []
-    for _ in range(repeats):  # alternating, so a busy moment hits both alike
+    first, again, unfrozen = [], [], []
+    for _ in range(repeats):  # alternating, so a busy moment hits all alike
         first.append(phases_run(Path(tempfile.mkdtemp(prefix="startup-first-"))))
         again.append(phases_run(remembered))
+        unfrozen.append(phases_run(remembered, freeze=False))
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("torch", "torchvision"))
     print(f"device: CPU: {describe_cpu()}; Python {platform.python_version()}, {versions}; "
           f"{repeats} fresh processes of each kind, alternating; trained in "
           f"{first[0]['precision']}{', NHWC' if first[0]['nhwc'] else ''}; test acc "
           f"{first[0]['test acc']:.3f}")  # fmt: skip
     print()
-    print("| phase | first run: median s (min-max) | remembered run: median s (min-max) |")
-    print("|---|---|---|")
+    print("| phase | first run: median s (min-max) | remembered run: median s (min-max) "
+          "| remembered, without `gc.freeze()`: median s (min-max) |")
+    print("|---|---|---|---|")
     for row in PHASE_ROWS:
         cells = []
-        for runs in (first, again):
+        for runs in (first, again, unfrozen):
             v = [r[row] for r in runs]
             cells.append(f"{statistics.median(v):.3f} ({min(v):.3f}-{max(v):.3f})")
-        print(f"| {row} | {cells[0]} | {cells[1]} |")
+        print(f"| {row} | {' | '.join(cells)} |")
 
 
 def cpu_name() -> str:

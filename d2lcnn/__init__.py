@@ -15,6 +15,9 @@ random states), ``autotune`` (layout and precision, timed once and remembered), 
 ``plot``, ``summary``, ``ops``, ``models``.
 """
 
+import atexit
+import gc
+
 from .aliases import (  # d2l's framework aliases (d2l.tensor, d2l.size, ...): aliases.py
     abs,
     arange,
@@ -108,6 +111,18 @@ from .train import (
     train,
     train_ch6,
 )
+
+# Python's cyclic garbage collector is told to leave alone what the imports above made (torch's
+# modules, functions and classes: objects that live until the process ends). Every full collection
+# in a run then walks only the run's own objects, and at exit the interpreter does not walk and free
+# torch (nor torch._dynamo, which the first torch.optim optimizer imports) object by object: the
+# operating system takes the memory back at once. Measured side by side in
+# benchmarks/results/cpu-startup-phases.md (python benchmarks/startup.py --phases). What this
+# costs: cyclic garbage made before `import d2lcnn` is never collected; what is made after it is
+# collected as usual; finalizers of objects still alive at exit may not run (Python never promised
+# that they would).
+gc.freeze()
+atexit.register(gc.freeze)
 
 __version__ = "0.2.0"  # the one place the version is written (pyproject.toml reads it)
 

@@ -94,6 +94,26 @@ def test_a_script_trains_without_importing_ipython():
     assert fresh_process(probe) == ["False False", "True"]
 
 
+def test_import_hides_torch_from_the_garbage_collector_and_nothing_later():
+    """``import d2lcnn`` freezes what the imports made (torch's objects: skipped by every later
+    collection), a reference cycle made after the import is still collected, and at exit what was
+    made since is frozen too (the interpreter then does not free it object by object)."""
+    probe = (
+        "import atexit, gc, weakref\n"
+        "def frozen(x): return gc.is_tracked(x) and all(o is not x for o in gc.get_objects())\n"
+        "atexit.register(lambda: print(frozen(later)))  # runs after d2lcnn's (last in, first out)\n"
+        "import torch\n"
+        "import d2lcnn\n"
+        "class Node: pass\n"
+        "later = Node()\n"
+        "print(frozen(torch.nn.Conv2d), frozen(later))\n"
+        "a = Node(); a.me = a; alive = weakref.ref(a); del a\n"
+        "gc.collect()\n"
+        "print(alive() is None)\n"
+    )
+    assert fresh_process(probe) == ["True False", "True", "True"]
+
+
 def test_devices_here():
     assert d2l.cpu() == torch.device("cpu")
     assert d2l.num_gpus() == torch.cuda.device_count()
