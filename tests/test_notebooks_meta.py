@@ -112,6 +112,28 @@ def test_stored_outputs_are_from_a_clean_run_and_compared(lang, name):
     assert counts, f"{name} has never been run"
 
 
+# A path into the machine that stored the run: its Python installation (a library's warning on
+# stderr names its own file) or a home or checkout folder. A learner's temporary folder, which a
+# chapter prints on purpose, is not one.
+MACHINE_PATH = re.compile(r"site-packages|dist-packages|/home/|/root/|/Users/|/work/|[A-Z]:\\")
+
+
+@pytest.mark.parametrize(
+    "path", sorted(NOTEBOOKS.glob("**/*.ipynb")), ids=lambda p: str(p.relative_to(NOTEBOOKS))
+)
+def test_stored_outputs_name_no_path_of_the_machine_that_ran_them(path):
+    nb = nbformat.read(path, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            text = out.get("text", "") or out.get("data", {}).get("text/plain", "")
+            found = MACHINE_PATH.search(text)
+            assert not found, (
+                f"{path.relative_to(ROOT)}, cell {i}, stores a path of the machine that ran it: "
+                f"...{text[max(0, found.start() - 80) : found.end() + 80]}... Fix: silence or "
+                "avoid what printed it (a library's warning names its file), then store a new run."
+            )
+
+
 @pytest.mark.parametrize("lang, name", editions(CHAPTERS))
 def test_structure_objectives_exercises_setup_cell(lang, name):
     nb = load(name, lang)
