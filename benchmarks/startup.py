@@ -6,12 +6,13 @@
 
 ``--phases``: fresh processes alternate between a *first run* (an empty cache folder: the
 layout/precision decision is timed), a *remembered run* (the decision read from the cache) and a
-remembered run that undoes d2lcnn's ``gc.freeze()`` (see ``d2lcnn/__init__.py``), each running the book's LeNet recipe as chapter 3 does (``load_data_fashion_mnist(256)``, all
-60,000 training images, one epoch of ``train_ch6`` at lr 0.9, then the 10,000 test images), and
-tabulate the phases: ``import torch``, ``import d2lcnn``, data, the trainer's set-up (dry run,
-decision, the optimizer: a process's first ``torch.optim`` optimizer imports ``torch._dynamo``),
-its first step, the rest of the epoch, the test pass, the interpreter's start and exit (the whole
-process less what was timed inside it), and the whole process.
+remembered run that undoes d2lcnn's ``gc.freeze()`` (see ``d2lcnn/__init__.py``), each running
+the book's LeNet recipe as chapter 3 does (``load_data_fashion_mnist(256)``, all 60,000 training
+images, one epoch of ``train_ch6`` at lr 0.9, then the 10,000 test images), and tabulate the
+phases: ``import torch``, ``import d2lcnn``, data, the trainer's set-up (dry run, decision, the
+optimizer: a process's first ``torch.optim`` optimizer imports ``torch._dynamo``), its first step,
+the rest of the epoch, the test pass, the interpreter's start and exit (the whole process less
+what was timed inside it), and the whole process.
 
 A learner pays this at the top of every notebook and every ``python -m d2lcnn`` command. Each
 measurement is a fresh Python process started in the repository root (so it imports this
@@ -86,9 +87,8 @@ def phases_run(cache: Path, freeze: bool = True) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("D2LCNN_QUICK", "D2LCNN_REMEASURE")}
     env["XDG_CACHE_HOME"] = str(cache)
     tic = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", PHASES_CHILD, *([] if freeze else ["--no-freeze"])],
-                          capture_output=True, text=True,
-                          cwd=ROOT, check=True, env=env)  # fmt: skip
+    args = [sys.executable, "-c", PHASES_CHILD, *([] if freeze else ["--no-freeze"])]
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, check=True, env=env)
     whole = time.perf_counter() - tic
     inside = json.loads(proc.stdout.strip().splitlines()[-1])
     timed = sum(inside[k] for k in ("import torch", "import d2lcnn", "data", "train() in all"))
