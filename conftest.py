@@ -54,6 +54,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "full: in make test-all (CI) only, not in make test")
     config.addinivalue_line("markers", "stress: repeats a flaky scenario many times (full tier)")
     config.addinivalue_line("markers", "notebook: a cell of a notebook under nbval")
+    config.addinivalue_line("markers", "cuda: runs on a CUDA GPU, skipped without one "
+                            "(scripts/gpu_session.sh cuda selects them: pytest -m cuda)")
 
 
 def pytest_collectstart(collector):

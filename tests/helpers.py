@@ -10,8 +10,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+# A test of the CUDA path: marked `cuda` (scripts/gpu_session.sh cuda runs `pytest -m cuda` on a GPU
+# machine), skipped where there is no CUDA GPU. DEVICES: a test that runs on the CPU and on CUDA.
+NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+CUDA = pytest.param("cuda", marks=[pytest.mark.cuda, NEEDS_CUDA])
+DEVICES = ["cpu", CUDA]
 
 STEMS = {
     "train-images-idx3-ubyte": (2051, 60000),

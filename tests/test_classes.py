@@ -165,6 +165,7 @@ def test_get_tensorloader_batches_tensors():
     assert [len(b[0]) for b in data.val_dataloader()] == [2]
 
 
+@pytest.mark.cuda  # num_gpus=1: on a GPU machine this trains on the GPU
 def test_trainer_fit_trains_through_the_course_loop(capsys):
     torch.manual_seed(0)
     data = d2l.FashionMNIST(batch_size=64)
@@ -176,6 +177,7 @@ def test_trainer_fit_trains_through_the_course_loop(capsys):
     assert history.final.test_acc > 0.3  # chance is 0.1
     assert math.isfinite(history.final.test_loss)
     assert trainer.device == d2l.try_gpu() and model.trainer is trainer
+    assert next(model.parameters()).device.type == trainer.device.type
     assert trainer.epoch == 1 and trainer.train_batch_idx == trainer.num_train_batches
     out = capsys.readouterr().out
     assert "training on" in out and "test acc" in out

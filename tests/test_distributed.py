@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from ddp_run import lenet
+from helpers import NEEDS_CUDA
 
 import d2lcnn as d2l
 from d2lcnn.distributed import ShardedImageBatches
@@ -118,6 +119,17 @@ def test_the_command_line_trains_under_torchrun_and_refuses_a_batch_that_does_no
                     "--device", "cpu", "--batch-size", "255")  # fmt: skip
     assert bad.returncode != 0
     assert "The batch size 255 does not divide among 2 processes" in bad.stderr
+
+
+@pytest.mark.cuda
+@NEEDS_CUDA
+def test_one_process_under_torchrun_trains_on_a_gpu_with_nccl(tmp_path):
+    ckpt = tmp_path / "lenet.pt"
+    run = _torchrun("-m", "d2lcnn", "train", "lenet", "--epochs", "1", "--train-size", "1024",
+                    "--device", "cuda", "--backend", "nccl", "--checkpoint", str(ckpt), nproc=1)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.count("training on cuda") == 1
+    d2l.load_checkpoint(ckpt, d2l.MODELS["lenet"].build())
 
 
 def test_a_rendezvous_that_times_out_names_the_address_and_port():

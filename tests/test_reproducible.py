@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import DEVICES
 
 import d2lcnn as d2l
 from d2lcnn import autotune
@@ -140,22 +141,26 @@ class RunsOutOfMemory(torch.nn.Module):
         return self.net(X)
 
 
-def test_out_of_memory_in_training_is_a_lesson_and_keeps_the_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize("device", DEVICES)
+def test_out_of_memory_in_training_is_a_lesson_and_keeps_the_run(tmp_path, monkeypatch, device):
     monkeypatch.delenv("D2LCNN_QUICK", raising=False)  # three epochs, not quick mode's one
     data = lenet_batches(64)
     net = RunsOutOfMemory(at=2 + 4 + 2)  # dry run (1), epoch 1 (4 batches), 2 into epoch 2 ...
     ckpt = tmp_path / "ckpt.pt"
     with pytest.raises(d2l.DeviceMemoryError) as info:
-        d2l.train(net, data, None, 3, 0.1, "cpu", precision="fp32", channels_last=False,
+        d2l.train(net, data, None, 3, 0.1, device, precision="fp32", channels_last=False,
                   checkpoint=ckpt, plot=False, verbose=False)  # fmt: skip
     message = str(info.value)
     assert "ran out of memory during training (batch size 64, input 1x28x28" in message
     assert "try batch_size=32" in message and "CUDA out of memory" in message
+    if device == "cuda":  # the memory the GPU has, as torch reports it
+        total = torch.cuda.get_device_properties(0).total_memory / 2**30
+        assert f"the device has {total:.1f} GiB" in message
     assert len(info.value.history) == 1 and info.value.history.interrupted
-    state = torch.load(ckpt, weights_only=True)  # the weights of the steps taken, kept
+    state = torch.load(ckpt, weights_only=True, map_location="cpu")  # the steps taken, kept
     assert state["epoch"] == 1 and state["position"]["batches"] == 2
     for k, v in state["model"].items():
-        assert torch.equal(v, net.state_dict()[k])
+        assert torch.equal(v, net.state_dict()[k].cpu())
 
 
 def test_out_of_memory_in_the_dry_run_says_so():

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import torch
-from helpers import loss_and_accuracy, small_cnn, weights_at_first_step
+from helpers import CUDA, DEVICES, loss_and_accuracy, small_cnn, weights_at_first_step
 from torch import nn
 
 import d2lcnn as d2l
@@ -172,22 +172,24 @@ def test_ctrl_c_keeps_weights_history_and_checkpoint(small_iters, tmp_path):
     assert state["position"]["epoch"] == 1 and state["position"]["batches"] == 4
 
 
-def test_checkpoint_round_trip_and_resume(small_iters, tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_checkpoint_round_trip_and_resume(small_iters, tmp_path, device):
     train_iter, test_iter = small_iters
     ckpt = tmp_path / "ck.pt"
     torch.manual_seed(0)
     net = small_cnn()
-    first = d2l.train(net, train_iter, test_iter, 1, 0.05, "cpu", checkpoint=ckpt, plot=False)
+    first = d2l.train(net, train_iter, test_iter, 1, 0.05, device, checkpoint=ckpt, plot=False)
     fresh = small_cnn()
-    state = d2l.load_checkpoint(ckpt, fresh)
+    state = d2l.load_checkpoint(ckpt, fresh)  # a CUDA run's checkpoint loads on the CPU too
     assert state["epoch"] == 1
     X, _ = next(iter(test_iter))
-    net.eval(), fresh.eval()
+    net.cpu().eval(), fresh.eval()
     assert torch.allclose(net(X), fresh(X), atol=1e-5)  # layouts may differ (channels_last)
-    resumed = d2l.train(fresh, train_iter, test_iter, 2, 0.05, "cpu", checkpoint=ckpt,
+    resumed = d2l.train(fresh, train_iter, test_iter, 2, 0.05, device, checkpoint=ckpt,
                         resume=True, init=None, plot=False)  # fmt: skip
     assert len(resumed) == 2 and resumed[0] == first[0]
-    assert torch.load(ckpt, weights_only=True)["epoch"] == 2
+    assert next(fresh.parameters()).device.type == device
+    assert torch.load(ckpt, weights_only=True, map_location="cpu")["epoch"] == 2
 
 
 def test_interrupted_save_leaves_no_partial_file(tmp_path, monkeypatch):
@@ -359,8 +361,11 @@ def test_training_on_the_cpu_keeps_freed_memory_in_the_process(keep):
     assert after == (0 if keep else 1)
 
 
-def test_fp16_with_loss_scaling_trains_and_skips_overflowing_steps(small_iters, monkeypatch):
-    """precision='fp16' (what 'auto' picks on a T4) runs for real on the CPU with GradScaler.
+@pytest.mark.parametrize("device", DEVICES)
+def test_fp16_with_loss_scaling_trains_and_skips_overflowing_steps(small_iters, monkeypatch,
+                                                                   device):  # fmt: skip
+    """precision='fp16' (what 'auto' picks on a T4) runs for real with GradScaler, on the CPU
+    and on CUDA (forced on: an H100's 'auto' would pick bf16).
 
     A scale of 2**24 makes the first steps' float16 gradients overflow: the scaler skips those
     steps and lowers its scale, the loss stays finite, and the NaN/inf guard does not fire. With
@@ -377,12 +382,39 @@ def test_fp16_with_loss_scaling_trains_and_skips_overflowing_steps(small_iters, 
     monkeypatch.setattr(train_mod, "_grad_scaler", huge_scale)
     train_iter, test_iter = small_iters
     torch.manual_seed(0)
-    history = d2l.train(small_cnn(), train_iter, test_iter, 2, 0.05, "cpu", momentum=0.9,
+    history = d2l.train(small_cnn(), train_iter, test_iter, 2, 0.05, device, momentum=0.9,
                         precision="fp16", plot=False)  # fmt: skip
     (scaler,) = scalers
     assert scaler.get_scale() < 2.0**16  # overflowing steps were skipped and the scale lowered
     assert history.precision == "fp16 autocast" and len(history) == 2
     assert history.final.test_acc > 0.5  # the steps that were not skipped trained the model
+
+
+@pytest.mark.parametrize("device", [CUDA])
+def test_auto_precision_on_a_gpu_follows_its_compute_capability(small_iters, device):
+    """'auto' on CUDA: bf16 autocast from capability 8.0 (A100, H100), fp16 with loss scaling
+    below (T4, V100); the run learns either way."""
+    major = torch.cuda.get_device_capability()[0]
+    expected = "bf16 autocast" if major >= 8 else "fp16 autocast"
+    train_iter, test_iter = small_iters
+    torch.manual_seed(0)
+    history = d2l.train(small_cnn(), train_iter, test_iter, 2, 0.05, device, momentum=0.9,
+                        plot=False)  # fmt: skip
+    assert history.precision == expected, (torch.cuda.get_device_name(), history.precision)
+    assert history.device.startswith("cuda") and history.final.test_acc > 0.5
+
+
+@pytest.mark.parametrize("device", [CUDA])
+def test_data_lives_and_is_resized_on_the_gpu(fashion_small, device):
+    """The images are copied to the GPU once and each batch is converted and resized there, to
+    the same values as on the CPU."""
+    Xtr, ytr, _, _ = fashion_small
+    on_cpu = d2l.ImageBatches(Xtr[:512], ytr[:512], 128, resize=96)
+    on_gpu = on_cpu.to(device)
+    assert on_gpu.images.device.type == "cuda" and on_gpu.to(device) is on_gpu  # copied once
+    (Xc, yc), (Xg, yg) = next(iter(on_cpu)), next(iter(on_gpu))
+    assert Xg.device.type == yg.device.type == "cuda" and Xg.shape == (128, 1, 96, 96)
+    assert torch.equal(yc, yg.cpu()) and torch.allclose(Xc, Xg.cpu(), atol=1e-5)
 
 
 def lazy_lenet() -> nn.Module:
