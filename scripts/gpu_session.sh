@@ -3,6 +3,9 @@
 # access (see CONTRIBUTING.md, "Runs on a GPU machine"). Three steps:
 #
 #   bash scripts/gpu_session.sh bundle              # here: wheels + Fashion-MNIST into .gpu/
+#   bash scripts/gpu_session.sh all                 # there: all below, most valuable first, in
+#                                                   # BUDGET_S seconds (default 540) -> $OUT
+#   bash scripts/gpu_session.sh cuda                # there: the CUDA unit tests (pytest -m cuda)
 #   bash scripts/gpu_session.sh bench               # there: the vs-d2l table on CUDA -> $OUT
 #   bash scripts/gpu_session.sh notebooks 03 05 ... # there: real runs (not quick mode) -> $OUT
 #   bash scripts/gpu_session.sh distributed         # there, with 2+ GPUs: 1..N GPUs (DDP, NCCL)
@@ -19,7 +22,7 @@ TARGET_PYTHON="${TARGET_PYTHON:-3.12}"
 # Python packages such a machine usually lacks: the notebook runner, the summary table, and d2l
 # for the benchmark. It is expected to have torch, torchvision, matplotlib, pandas, scipy,
 # requests, psutil and tqdm already (compare `python3 -m pip list` there).
-PACKAGES="nbclient nbformat ipykernel torchinfo"
+PACKAGES="nbclient nbformat ipykernel torchinfo pytest"
 # Dependencies of those that a PyTorch installation normally has already: left out of the bundle
 # so that they do not shadow the machine's own versions.
 MACHINE_HAS="attrs packaging psutil pygments python_dateutil typing_extensions"
@@ -30,8 +33,12 @@ setup_there() {
     export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
     export D2LCNN_DATA="$PWD/$BUNDLE/data" PYTHONUNBUFFERED=1 MPLBACKEND=Agg
     : "${OUT:?OUT is not set: set it to the folder the results should go to}"
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-    python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
+    mkdir -p "$OUT"
+    if command -v nvidia-smi >/dev/null; then
+        nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+    fi
+    python3 -c "import torch; c = torch.cuda.is_available(); print('torch', torch.__version__,
+        torch.cuda.get_device_name() if c else '(no CUDA GPU: a dry run)')"
 }
 
 case "${1:-}" in
@@ -44,6 +51,41 @@ bundle)
     for name in $MACHINE_HAS; do rm -f "$BUNDLE"/wheels/"$name"-*.whl; done
     cp "${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}"/*-ubyte.gz "$BUNDLE/data/"
     du -sh "$BUNDLE"/*
+    ;;
+cuda)
+    setup_there
+    # the tests with a CUDA branch (marked `cuda` in tests/), each result in cuda-tests.xml
+    python3 -m pytest -m cuda -rA -p no:cacheprovider --junitxml="$OUT/cuda-tests.xml" \
+        tests/test_train.py tests/test_reproducible.py tests/test_classes.py \
+        tests/test_distributed.py 2>&1 | tee "$OUT/cuda-tests.txt"
+    ;;
+all)
+    # One lent GPU, one call: the CUDA tests, then the chapters furthest below the book's
+    # accuracy, then the rest, then the speed table, while BUDGET_S lasts. Each step's result is
+    # in $OUT as soon as it ends (a notebook in $OUT/notebooks/), and $OUT/record.md says what
+    # ran, how long and how it ended, so a call cut short still returns what it finished.
+    setup_there
+    budget="${BUDGET_S:-540}" start=$(date +%s) record="$OUT/record.md"
+    mkdir -p "$OUT/notebooks"
+    echo "| step | exit status | seconds |" > "$record"; echo "|---|---|---|" >> "$record"
+    left() { echo $(( budget - ($(date +%s) - start) )); }
+    step() {  # step NAME SECONDS COMMAND...: run it with at most SECONDS, record the outcome
+        local name=$1 limit=$2; shift 2
+        if [ "$limit" -lt 60 ]; then echo "| $name | not started: budget spent | 0 |" >> "$record"; return; fi
+        local t0=$(date +%s) rc=0
+        timeout "$limit" "$@" || rc=$?
+        echo "| $name | $rc$([ "$rc" = 124 ] && echo ' (time limit)') | $(( $(date +%s) - t0 )) |" >> "$record"
+        return "$rc"
+    }
+    step "CUDA unit tests" "$(( $(left) < 240 ? $(left) : 240 ))" bash "$0" cuda || true
+    for n in ${CHAPTERS:-05 06 08 07 09 10 11 13 03 04 14}; do  # a notebook is stored only whole
+        nb=$(ls notebooks/"$n"_*.ipynb)
+        if step "$nb" "$(( $(left) - 120 ))" python3 scripts/run_notebook.py "$nb"; then
+            cp "$nb" "$OUT/notebooks/"
+        fi
+    done
+    step "speed: vs d2l" "$(left)" bash "$0" bench || true
+    cat "$record"
     ;;
 bench)
     setup_there
@@ -67,7 +109,7 @@ distributed)
     } > "$OUT/gpu-distributed.md"
     ;;
 *)
-    sed -n '2,12p' "$0"
+    sed -n '2,15p' "$0"
     exit 2
     ;;
 esac
