@@ -411,7 +411,7 @@ def test_data_lives_and_is_resized_on_the_gpu(fashion_small, device):
     Xtr, ytr, _, _ = fashion_small
     on_cpu = d2l.ImageBatches(Xtr[:512], ytr[:512], 128, resize=96)
     on_gpu = on_cpu.to(device)
-    assert on_gpu.images.device.type == "cuda" and on_gpu.to(device) is on_gpu  # copied once
+    assert on_gpu.images.device.type == "cuda" and on_cpu.to(device) is on_gpu  # copied once
     (Xc, yc), (Xg, yg) = next(iter(on_cpu)), next(iter(on_gpu))
     assert Xg.device.type == yg.device.type == "cuda" and Xg.shape == (128, 1, 96, 96)
     assert torch.equal(yc, yg.cpu()) and torch.allclose(Xc, Xg.cpu(), atol=1e-5)
