@@ -15,9 +15,9 @@ Each split is read once per process. The first read of a folder also keeps the d
 the user cache (``<cache>/<dataset>/arrays-<key>.npz``, uncompressed, written atomically; the key
 names the source files, their sizes and times), which later processes load in about a tenth of
 the time gunzip takes (``benchmarks/results/cpu-startup-phases.md``, "data"). A damaged or
-unwritable cache gets a warning; the files are then read as before. Batches are made by slicing the uint8 tensor (no per-sample
-transforms); images are converted to float32 in [0, 1] and resized per batch, on the device where
-the data lives.
+unwritable cache gets a warning; the files are then read as before. Batches are made by slicing
+the uint8 tensor (no per-sample transforms); images are converted to float32 in [0, 1] and
+resized per batch, on the device where the data lives.
 """
 
 from __future__ import annotations
@@ -348,11 +348,8 @@ def _keep(path: Path, arrays: list[np.ndarray]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=path.stem + "-", suffix=".npz.part", dir=path.parent)
         try:
-            named = {
-                name: np.asarray(a, np.uint8) for name, a in zip(_ARRAY_NAMES, arrays, strict=True)
-            }
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **named)
+            with os.fdopen(fd, "wb") as f:  # read_idx's uint8 arrays, as they are
+                np.savez(f, **dict(zip(_ARRAY_NAMES, arrays, strict=True)))
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -69,16 +69,20 @@ def package_version() -> str:
     return match.group(1)
 
 
+def notebook_path(notebook: str) -> str:
+    """``owner/name/blob/main/notebooks/<notebook>``: the notebook on the main branch, as the
+    repository host and every launcher name it (``notebook`` may be ``zh/NAME.ipynb``)."""
+    return f"{github_path()}/blob/main/notebooks/{notebook}"
+
+
 def notebook_url(notebook: str) -> str:
     """``notebooks/<notebook>`` on the repository host's main branch."""
-    return f"{repo_url()}/blob/main/notebooks/{notebook}"
+    return f"https://github.com/{notebook_path(notebook)}"
 
 
 def colab_url(notebook: str) -> str:
-    """Colab's address of ``notebooks/<notebook>`` (``notebook`` may be ``zh/NAME.ipynb``)."""
-    return (
-        f"https://colab.research.google.com/github/{github_path()}/blob/main/notebooks/{notebook}"
-    )
+    """Colab's address of ``notebooks/<notebook>``."""
+    return f"https://colab.research.google.com/github/{notebook_path(notebook)}"
 
 
 def kaggle_url(notebook: str) -> str:
@@ -89,10 +93,7 @@ def kaggle_url(notebook: str) -> str:
 def studiolab_url(notebook: str) -> str:
     """SageMaker Studio Lab's address that opens ``notebooks/<notebook>`` (and offers to clone
     the repository and build its ``environment.yml``)."""
-    return (
-        f"https://studiolab.sagemaker.aws/import/github/{github_path()}/blob/main/notebooks/"
-        f"{notebook}"
-    )
+    return f"https://studiolab.sagemaker.aws/import/github/{notebook_path(notebook)}"
 
 
 #: (badge text, badge image, address of a notebook) per launcher, in the order they are shown

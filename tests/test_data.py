@@ -19,12 +19,19 @@ import d2lcnn as d2l
 from d2lcnn.data import DataError, DataNotFoundError, read_idx
 
 
-def tiny_dataset(folder: Path, n_train: int = 60000, n_test: int = 10000, gz: bool = True) -> None:
-    """Write a full-size-count but constant-content IDX set (cheap: zeros compress well)."""
+def tiny_dataset(folder: Path, n_train: int = 60000, n_test: int = 10000, gz: bool = True,
+                 distinct: bool = False) -> None:  # fmt: skip
+    """Write a full-size-count IDX set: constant content (cheap: zeros compress well), or with
+    ``distinct`` random images and labels (seed 0), so that a wrong or stale copy is detected."""
     folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
     for stem, (magic, count) in STEMS.items():
         count = n_train if count == 60000 else n_test
-        array = np.zeros((count, 28, 28)) if magic == 2051 else np.arange(count) % 10
+        if distinct:
+            shape = (count, 28, 28) if magic == 2051 else (count,)
+            array = rng.integers(0, 10 if magic == 2049 else 256, shape)
+        else:
+            array = np.zeros((count, 28, 28)) if magic == 2051 else np.arange(count) % 10
         write_idx(folder / stem, magic, array, gz=gz)
 
 
@@ -94,15 +101,6 @@ def test_corrupt_file_is_reported_not_replaced(isolated_data):
     assert bad.read_bytes() == b"not gzip at all"  # nothing deleted behind the user's back
 
 
-def _distinct_dataset(folder: Path) -> None:
-    """An IDX set whose every image and label differs, so a wrong or stale copy is detected."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for stem, (magic, count) in STEMS.items():
-        shape = (count, 28, 28) if magic == 2051 else (count,)
-        write_idx(folder / stem, magic, rng.integers(0, 10 if magic == 2049 else 256, shape))
-
-
 def _read_again():
     """load_arrays as a new process would call it (the per-process memo cleared)."""
     d2l.data._CACHE.clear()
@@ -114,7 +112,7 @@ def _kept_files(isolated_data: Path) -> list[Path]:
 
 
 def test_decoded_arrays_are_kept_and_served_equal(isolated_data, monkeypatch):
-    _distinct_dataset(isolated_data / "mine")
+    tiny_dataset(isolated_data / "mine", distinct=True)
     monkeypatch.setenv("D2LCNN_DATA", str(isolated_data / "mine"))
     first = d2l.load_arrays()
     assert len(_kept_files(isolated_data)) == 1
@@ -132,7 +130,7 @@ def test_decoded_arrays_are_kept_and_served_equal(isolated_data, monkeypatch):
 
 def test_changed_data_files_are_read_afresh(isolated_data, monkeypatch):
     folder = isolated_data / "mine"
-    _distinct_dataset(folder)
+    tiny_dataset(folder, distinct=True)
     monkeypatch.setenv("D2LCNN_DATA", str(folder))
     d2l.load_arrays()
     labels = np.zeros(10000, dtype=np.int64) + 3  # the test labels change: same size, new content
@@ -141,7 +139,7 @@ def test_changed_data_files_are_read_afresh(isolated_data, monkeypatch):
 
 
 def test_damaged_kept_arrays_warn_and_are_replaced(isolated_data, monkeypatch):
-    _distinct_dataset(isolated_data / "mine")
+    tiny_dataset(isolated_data / "mine", distinct=True)
     monkeypatch.setenv("D2LCNN_DATA", str(isolated_data / "mine"))
     first = d2l.load_arrays()
     (kept,) = _kept_files(isolated_data)
@@ -155,7 +153,7 @@ def test_damaged_kept_arrays_warn_and_are_replaced(isolated_data, monkeypatch):
 
 
 def test_unwritable_cache_warns_and_goes_on(isolated_data, monkeypatch):
-    _distinct_dataset(isolated_data / "mine")
+    tiny_dataset(isolated_data / "mine", distinct=True)
     monkeypatch.setenv("D2LCNN_DATA", str(isolated_data / "mine"))
     (isolated_data / "cache").write_text("a file where the cache folder should be")
     with pytest.warns(UserWarning, match="could not keep the decoded data"):
