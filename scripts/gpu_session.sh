@@ -76,6 +76,10 @@ bundle)
     for name in $MACHINE_HAS; do rm -f "$BUNDLE"/wheels/"$name"-*.whl; done
     cp "${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}"/*-ubyte.gz "$BUNDLE/data/"
     du -sh "$BUNDLE"/*
+    # the device tool sends the tracked files and the carried .gpu/: at most 64 MiB together
+    travels=$(( ($(git ls-files -z | xargs -0 cat | wc -c) + $(du -sb "$BUNDLE" | cut -f1)) >> 20 ))
+    echo "the repository's files and $BUNDLE/ together: $travels MiB (the device tool takes 64)"
+    [ "$travels" -le 64 ] || { echo "too large for one device call: carry less" >&2; exit 1; }
     ;;
 cuda)
     setup_there
