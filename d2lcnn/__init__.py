@@ -18,6 +18,8 @@ random states), ``autotune`` (layout and precision, timed once and remembered), 
 import atexit
 import gc
 
+import torch
+
 from .aliases import (  # d2l's framework aliases (d2l.tensor, d2l.size, ...): aliases.py
     abs,
     arange,
@@ -123,6 +125,14 @@ from .train import (
 # that they would).
 gc.freeze()
 atexit.register(gc.freeze)
+
+# Same seed, same run, from the first cell: torch 2.14 starts every process from a different seed
+# (torch.initial_seed() differs between two fresh processes), so a network built before a
+# notebook's first torch.manual_seed gets different biases in every run (d2l's Xavier init, as
+# the book's, re-draws only the weights). A notebook run top to bottom in a fresh kernel must give
+# the run stored in it, so the import starts PyTorch's generators from seed 0; torch.seed() draws
+# a random seed again, for anyone who wants one.
+torch.manual_seed(0)
 
 __version__ = "0.2.0"  # the one place the version is written (pyproject.toml reads it)
 

@@ -114,6 +114,19 @@ def test_import_hides_torch_from_the_garbage_collector_and_nothing_later():
     assert fresh_process(probe) == ["True False", "True", "True"]
 
 
+def test_a_network_built_before_any_seed_is_the_same_in_every_fresh_process():
+    """Chapter 3 builds LeNet in its first cells and seeds only before training, as the book
+    does: its biases (which Xavier init does not re-draw) must not depend on the process."""
+    probe = (
+        "import torch\n"
+        "import d2lcnn\n"
+        "net = torch.nn.Linear(4, 3)\n"
+        "print(torch.initial_seed(), net.bias.tolist())\n"
+    )
+    first, second = fresh_process(probe), fresh_process(probe)
+    assert first == second and first[0].startswith("0 "), (first, second)
+
+
 def test_devices_here():
     assert d2l.cpu() == torch.device("cpu")
     assert d2l.num_gpus() == torch.cuda.device_count()
