@@ -43,8 +43,7 @@ FIGURE = re.compile(
 
 
 def notebooks(folder: Path) -> list[Path]:
-    # another engineer's chapter 14 is reviewed on its own; the appendix quotes the book
-    return [p for p in sorted(folder.glob("*.ipynb")) if not p.name.startswith("14_")]
+    return sorted(folder.glob("*.ipynb"))
 
 
 def chapter_number(path: Path) -> int | None:
